@@ -1,0 +1,151 @@
+// Reductions over dims: sum, mean, max (+argmax). The reduced dims are permuted to the end and
+// made contiguous, so every reduction is a loop over rows of a [outer, inner] matrix.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "engine/ops.h"
+#include "engine/strided.h"
+
+namespace ember {
+namespace {
+
+struct Plan {
+  Shape keep_shape;    // result with keepdim=true
+  Shape out_shape;     // result as requested
+  Tensor rows;         // [outer, inner] contiguous
+  int64_t outer = 1, inner = 1;
+};
+
+Plan plan_reduction(const Tensor& x, std::vector<int64_t> dims, bool keepdim, const char* op) {
+  check_cpu(op, x);
+  std::vector<bool> reduced(size_t(x.dim()), false);
+  for (auto& d : dims) {
+    d = wrap_dim(d, x.dim(), op);
+    EMBER_CHECK(!reduced[d], op, ": dim ", d, " listed twice");
+    reduced[d] = true;
+  }
+  Plan p;
+  std::vector<int64_t> order;
+  for (int64_t i = 0; i < x.dim(); ++i) {
+    if (!reduced[i]) {
+      order.push_back(i);
+      p.outer *= x.shape()[i];
+      p.out_shape.push_back(x.shape()[i]);
+    }
+    p.keep_shape.push_back(reduced[i] ? 1 : x.shape()[i]);
+  }
+  for (int64_t i = 0; i < x.dim(); ++i)
+    if (reduced[i]) {
+      order.push_back(i);
+      p.inner *= x.shape()[i];
+    }
+  if (keepdim) p.out_shape = p.keep_shape;
+  p.rows = x.detach().permute(order).contiguous();
+  return p;
+}
+
+std::vector<int64_t> all_dims(const Tensor& x) {
+  std::vector<int64_t> d(size_t(x.dim()));
+  for (int64_t i = 0; i < x.dim(); ++i) d[i] = i;
+  return d;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  check_floating("sum", x);
+  Plan p = plan_reduction(x, dims, keepdim, "sum");
+  Tensor out = Tensor::empty(p.out_shape, x.dtype());
+  dispatch_float(x.dtype(), "sum", [&]<class T>() {
+    const T* r = p.rows.data<T>();
+    T* o = out.data<T>();
+    const int64_t outer = p.outer, inner = p.inner;
+#pragma omp parallel for if (outer * inner > 65536) schedule(static)
+    for (int64_t i = 0; i < outer; ++i) {
+      double acc = 0;  // double accumulation: a float sum of a million terms keeps ~7 digits
+      const T* row = r + i * inner;
+      for (int64_t j = 0; j < inner; ++j) acc += double(row[j]);
+      o[i] = T(acc);
+    }
+  });
+  return record("sum", out, {x}, [keep = p.keep_shape, in_shape = x.shape()](const Tensor& g) {
+    return std::vector<Tensor>{g.reshape(keep).expand(in_shape).contiguous()};
+  });
+}
+
+Tensor sum(const Tensor& x) { return sum(x, all_dims(x), false); }
+
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  int64_t count = 1;
+  for (auto d : dims) count *= x.shape()[wrap_dim(d, x.dim(), "mean")];
+  EMBER_CHECK(count > 0, "mean: reducing ", x.str(), " over an empty dim");
+  return sum(x, dims, keepdim) * (1.0 / double(count));
+}
+Tensor mean(const Tensor& x) { return mean(x, all_dims(x), false); }
+
+namespace {
+// Index of the maximum along each row (first one on ties; NaN counts as the maximum, like PyTorch).
+Tensor row_argmax(const Plan& p, DType dtype) {
+  Tensor idx = Tensor::empty({p.outer}, DType::Int64);
+  int64_t* ix = idx.data<int64_t>();
+  dispatch_float(dtype, "argmax", [&]<class T>() {
+    const T* r = p.rows.data<T>();
+    for (int64_t i = 0; i < p.outer; ++i) {
+      const T* row = r + i * p.inner;
+      int64_t best = 0;
+      for (int64_t j = 1; j < p.inner; ++j)
+        if (!(row[best] >= row[j]) && !std::isnan(double(row[best]))) best = j;
+      ix[i] = best;
+    }
+  });
+  return idx;
+}
+}  // namespace
+
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  check_floating("argmax", x);
+  Plan p = plan_reduction(x, {dim}, keepdim, "argmax");
+  EMBER_CHECK(p.inner > 0, "argmax: dim ", dim, " of ", x.str(), " is empty");
+  return row_argmax(p, x.dtype()).reshape(p.out_shape);
+}
+
+Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  check_floating("max", x);
+  dim = wrap_dim(dim, x.dim(), "max");
+  Plan p = plan_reduction(x, {dim}, keepdim, "max");
+  EMBER_CHECK(p.inner > 0, "max: dim ", dim, " of ", x.str(), " is empty");
+  Tensor idx = row_argmax(p, x.dtype());
+  Tensor out = Tensor::empty(p.out_shape, x.dtype());
+  dispatch_float(x.dtype(), "max", [&]<class T>() {
+    const T* r = p.rows.data<T>();
+    const int64_t* ix = idx.data<int64_t>();
+    T* o = out.data<T>();
+    for (int64_t i = 0; i < p.outer; ++i) o[i] = r[i * p.inner + ix[i]];
+  });
+  return record("max", out, {x}, [idx, dim, in_shape = x.shape(), keep = p.keep_shape](const Tensor& g) {
+    // Scatter each row's gradient to its argmax: build in the permuted [outer, inner] layout,
+    // then move the reduced dim back into place.
+    Tensor gc = g.contiguous();
+    const int64_t outer = idx.numel(), inner = in_shape[dim];
+    Tensor rows = Tensor::zeros({outer, inner}, g.dtype());
+    dispatch_float(g.dtype(), "max_backward", [&]<class T>() {
+      const T* gp = gc.data<T>();
+      const int64_t* ix = idx.data<int64_t>();
+      T* rp = rows.data<T>();
+      for (int64_t i = 0; i < outer; ++i) rp[i * inner + ix[i]] = gp[i];
+    });
+    Shape perm_shape;
+    std::vector<int64_t> order, inverse(in_shape.size());
+    for (int64_t i = 0; i < int64_t(in_shape.size()); ++i)
+      if (i != dim) order.push_back(i);
+    order.push_back(dim);
+    for (size_t i = 0; i < order.size(); ++i) {
+      perm_shape.push_back(in_shape[order[i]]);
+      inverse[order[i]] = int64_t(i);
+    }
+    return std::vector<Tensor>{rows.reshape(perm_shape).permute(inverse).contiguous()};
+  });
+}
+
+}  // namespace ember

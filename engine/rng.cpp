@@ -1,0 +1,62 @@
+#include "engine/rng.h"
+
+#include <cmath>
+
+#include "engine/strided.h"
+#include "kernels/philox.h"
+
+namespace ember {
+
+void Generator::fill_uniform(Tensor& t, double lo, double hi) {
+  check_cpu("fill_uniform", t);
+  EMBER_CHECK(t.is_contiguous(), "fill_uniform: tensor ", t.str(), " must be contiguous");
+  const int64_t n = t.numel();
+  const uint64_t base = reserve(uint64_t(n)), seed = seed_;
+  dispatch_float(t.dtype(), "fill_uniform", [&]<class T>() {
+    T* p = t.data<T>();
+#pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = T(lo + (hi - lo) * double(philox_uniform(philox_bits(seed, base, uint64_t(i)))));
+  });
+}
+
+void Generator::fill_normal(Tensor& t, double mean, double std) {
+  check_cpu("fill_normal", t);
+  EMBER_CHECK(t.is_contiguous(), "fill_normal: tensor ", t.str(), " must be contiguous");
+  const int64_t n = t.numel();
+  const uint64_t base = reserve(uint64_t(2 * n)), seed = seed_;
+  dispatch_float(t.dtype(), "fill_normal", [&]<class T>() {
+    T* p = t.data<T>();
+#pragma omp parallel for if (n > 65536) schedule(static)
+    for (int64_t i = 0; i < n; ++i) {
+      // u1 in (0, 1] so log(u1) is finite.
+      double u1 = 1.0 - double(philox_uniform(philox_bits(seed, base, uint64_t(2 * i))));
+      double u2 = double(philox_uniform(philox_bits(seed, base, uint64_t(2 * i + 1))));
+      p[i] = T(mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+    }
+  });
+}
+
+uint64_t Generator::next_u64() {
+  Philox4x32 r = philox4x32_10(reserve(4), seed_);
+  return (uint64_t(r.v[0]) << 32) | r.v[1];
+}
+
+std::vector<int64_t> Generator::permutation(int64_t n) {
+  std::vector<int64_t> p(size_t(std::max<int64_t>(n, 0)));
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  const uint64_t base = reserve(uint64_t(2 * std::max<int64_t>(n, 0))), seed = seed_;
+  for (int64_t i = n - 1; i > 0; --i) {
+    uint64_t r = (uint64_t(philox_bits(seed, base, uint64_t(2 * i))) << 32) | philox_bits(seed, base, uint64_t(2 * i + 1));
+    std::swap(p[i], p[r % uint64_t(i + 1)]);
+  }
+  return p;
+}
+
+Generator& default_generator() {
+  static Generator g;
+  return g;
+}
+void manual_seed(uint64_t seed) { default_generator().set_state(seed, 0); }
+
+}  // namespace ember

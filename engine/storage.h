@@ -1,0 +1,46 @@
+// Reference-counted raw memory. Tensors share a Storage through std::shared_ptr, so views cost
+// nothing and memory is freed when the last view goes away.
+#pragma once
+#include <cstddef>
+#include <memory>
+
+#include "engine/dtype.h"
+
+namespace ember {
+
+// 64-byte aligned so AVX-512 loads of a fresh tensor never split a cache line.
+void* aligned_alloc64(size_t nbytes);
+void aligned_free64(void* p);
+
+// What a device backend provides. The CUDA backend installs one at start-up (engine/cuda_bridge.cpp);
+// without it, asking for a CUDA tensor throws a clear error.
+struct DeviceBackend {
+  void* (*alloc)(size_t nbytes);
+  void (*free)(void* p);
+  void (*copy_h2d)(void* dst, const void* src, size_t nbytes);
+  void (*copy_d2h)(void* dst, const void* src, size_t nbytes);
+  void (*copy_d2d)(void* dst, const void* src, size_t nbytes);
+  void (*memset_zero)(void* p, size_t nbytes);
+};
+void set_cuda_backend(const DeviceBackend* backend);
+const DeviceBackend* cuda_backend();  // nullptr when not built or no device; see require_cuda()
+const DeviceBackend& require_cuda(const char* what);
+
+class Storage {
+ public:
+  Storage(size_t nbytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+
+  void* data() const { return data_; }
+  size_t nbytes() const { return nbytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t nbytes_ = 0;
+  Device device_ = Device::CPU;
+};
+
+}  // namespace ember
