@@ -1,7 +1,9 @@
 // Names every built-in variant table so that listing ops (ember kernels, the variant checker)
 // sees all of them, even in a static link where an unused table's object file would be dropped.
+#include "kernels/cpu/batchnorm.h"
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/pool.h"
 
 namespace ember::kernels::detail {
 
@@ -11,6 +13,10 @@ void ensure_builtin_tables() {
     cpu::conv2d_fwd_table();
     cpu::conv2d_bwd_data_table();
     cpu::conv2d_bwd_weight_table();
+    cpu::max_pool2d_table();
+    cpu::avg_pool2d_table();
+    cpu::adaptive_avg_pool2d_table();
+    cpu::batchnorm_table();
     return true;
   }();
   (void)done;

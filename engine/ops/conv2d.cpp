@@ -36,7 +36,8 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
   check_cpu("conv2d", x);
   check_floating("conv2d", x);
   EMBER_CHECK(o.groups >= 1 && x.shape()[1] % o.groups == 0 && w.shape()[0] % o.groups == 0, "conv2d: groups=", o.groups,
-              " must divide input channels ", x.shape()[1], " and output channels ", w.shape()[0]);
+              " must divide input channels ", x.shape()[1], " and output channels ", w.shape()[0], " (input ", x.str(),
+              ", weight ", w.str(), ")");
   EMBER_CHECK(w.shape()[1] * o.groups == x.shape()[1], "conv2d: weight ", w.str(), " expects ", w.shape()[1] * o.groups,
               " input channels (groups=", o.groups, ") but input ", x.str(), " has ", x.shape()[1]);
   EMBER_CHECK(o.stride_h > 0 && o.stride_w > 0 && o.dil_h > 0 && o.dil_w > 0 && o.pad_h >= 0 && o.pad_w >= 0,
@@ -46,8 +47,11 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
     EMBER_CHECK(b.dim() == 1 && b.shape()[0] == w.shape()[0], "conv2d: bias ", b.str(), " does not match weight ", w.str());
   }
   auto s = conv_shape(x, w, o);
-  EMBER_CHECK(s.P() > 0 && s.Q() > 0, "conv2d: input ", x.str(), " is too small for a ", s.R, "x", s.S,
-              " kernel with padding ", o.pad_h, "x", o.pad_w, " and dilation ", o.dil_h, "x", o.dil_w);
+  // Compare the padded input with the dilated kernel before dividing: with stride > 1, integer
+  // division would round a negative span up to a (wrong) output size of 1.
+  const bool fits = s.H + 2 * o.pad_h >= o.dil_h * (s.R - 1) + 1 && s.W + 2 * o.pad_w >= o.dil_w * (s.S - 1) + 1;
+  EMBER_CHECK(fits && s.P() > 0 && s.Q() > 0, "conv2d: input ", x.str(), " is too small for weight ", w.str(), " (", s.R, "x",
+              s.S, " kernel) with padding ", o.pad_h, "x", o.pad_w, " and dilation ", o.dil_h, "x", o.dil_w);
 }
 
 }  // namespace
