@@ -1,0 +1,270 @@
+#include "data/image.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "data/stb_bridge.h"
+#include "engine/error.h"
+
+namespace ember::data {
+
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(detail::cat("image '", path, "': cannot open file"));
+  const std::streamsize size = in.tellg();
+  std::vector<uint8_t> bytes(size_t(std::max<std::streamsize>(size, 0)));
+  in.seekg(0);
+  if (size > 0 && !in.read(reinterpret_cast<char*>(bytes.data()), size))
+    throw Error(detail::cat("image '", path, "': read error"));
+  return bytes;
+}
+
+bool is_jpeg(const uint8_t* b, size_t n) { return n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF; }
+
+// A complete JPEG ends with FF D9; allow a little trailing padding some writers append.
+bool jpeg_has_end_marker(const uint8_t* b, size_t n) {
+  const size_t lo = n > 256 ? n - 256 : 0;
+  for (size_t i = n; i-- > lo + 1;)
+    if (b[i - 1] == 0xFF && b[i] == 0xD9) return true;
+  return false;
+}
+
+inline uint8_t to_u8(float v) { return uint8_t(std::clamp(v + 0.5f, 0.0f, 255.0f)); }
+
+}  // namespace
+
+std::string check_image_file(const std::string& path, int64_t max_pixels) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return "missing image file";
+  if (std::filesystem::file_size(path, ec) == 0) return "zero-byte image file";
+  std::vector<uint8_t> bytes;
+  try {
+    bytes = read_file(path);
+  } catch (const Error&) {
+    return "unreadable image file";
+  }
+  int w = 0, h = 0, c = 0;
+  if (!stb::info_from_memory(bytes.data(), bytes.size(), &w, &h, &c))
+    return detail::cat("not a readable image (", stb::failure_reason(), ")");
+  if (int64_t(w) * h > max_pixels) return detail::cat("image is ", w, "x", h, ", over the limit of ", max_pixels, " pixels");
+  if (is_jpeg(bytes.data(), bytes.size()) && !jpeg_has_end_marker(bytes.data(), bytes.size()))
+    return "truncated JPEG (no end-of-image marker)";
+  return "";
+}
+
+Image decode_image_memory(const uint8_t* bytes, size_t size, int64_t max_pixels, const std::string& name) {
+  if (size == 0) throw Error(detail::cat("image '", name, "': zero-byte file"));
+  int w = 0, h = 0, c = 0;
+  if (!stb::info_from_memory(bytes, size, &w, &h, &c))
+    throw Error(detail::cat("image '", name, "': cannot decode (", stb::failure_reason(), ")"));
+  // Check the declared size before decoding: a tiny file can claim gigapixels (decompression bomb).
+  if (int64_t(w) * h > max_pixels)
+    throw Error(detail::cat("image '", name, "': ", w, "x", h, " exceeds the limit of ", max_pixels, " pixels"));
+  if (is_jpeg(bytes, size) && !jpeg_has_end_marker(bytes, size))
+    throw Error(detail::cat("image '", name, "': truncated JPEG (no end-of-image marker)"));
+  uint8_t* p = stb::load_from_memory(bytes, size, &w, &h);
+  if (!p) throw Error(detail::cat("image '", name, "': cannot decode (", stb::failure_reason(), ")"));
+  Image img(h, w, 3);
+  std::copy(p, p + img.px.size(), img.px.begin());
+  stb::free_image(p);
+  return img;
+}
+
+Image decode_image(const std::string& path, int64_t max_pixels) {
+  std::vector<uint8_t> bytes = read_file(path);
+  return decode_image_memory(bytes.data(), bytes.size(), max_pixels, path);
+}
+
+void write_image(const std::string& path, const Image& img) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);  // like any "save as"
+  const std::string ext = std::filesystem::path(path).extension().string();
+  bool ok = false;
+  if (ext == ".png") ok = stb::write_png(path.c_str(), img.w, img.h, img.c, img.px.data());
+  else if (ext == ".bmp") ok = stb::write_bmp(path.c_str(), img.w, img.h, img.c, img.px.data());
+  else if (ext == ".jpg" || ext == ".jpeg") ok = stb::write_jpg(path.c_str(), img.w, img.h, img.c, img.px.data(), 95);
+  else throw Error(detail::cat("write_image '", path, "': only .png, .bmp and .jpg are supported"));
+  if (!ok) throw Error(detail::cat("write_image '", path, "': write failed"));
+}
+
+Image resize_bilinear(const Image& src, int out_h, int out_w) {
+  EMBER_CHECK(out_h > 0 && out_w > 0 && !src.empty(), "resize_bilinear: bad size ", out_h, "x", out_w);
+  // Per-axis source indices and weights, computed once.
+  auto axis = [](int in, int out, std::vector<int>& i0, std::vector<int>& i1, std::vector<float>& f) {
+    const double scale = double(in) / out;
+    for (int d = 0; d < out; ++d) {
+      double s = std::clamp((d + 0.5) * scale - 0.5, 0.0, double(in - 1));
+      int a = int(std::floor(s));
+      i0.push_back(a);
+      i1.push_back(std::min(a + 1, in - 1));
+      f.push_back(float(s - a));
+    }
+  };
+  std::vector<int> y0, y1, x0, x1;
+  std::vector<float> fy, fx;
+  axis(src.h, out_h, y0, y1, fy);
+  axis(src.w, out_w, x0, x1, fx);
+  Image dst(out_h, out_w, src.c);
+  const int c = src.c;
+  for (int y = 0; y < out_h; ++y) {
+    const uint8_t* r0 = &src.px[size_t(y0[y]) * src.w * c];
+    const uint8_t* r1 = &src.px[size_t(y1[y]) * src.w * c];
+    uint8_t* o = &dst.px[size_t(y) * out_w * c];
+    for (int x = 0; x < out_w; ++x)
+      for (int ch = 0; ch < c; ++ch) {
+        float top = r0[x0[x] * c + ch] + fx[x] * (r0[x1[x] * c + ch] - r0[x0[x] * c + ch]);
+        float bot = r1[x0[x] * c + ch] + fx[x] * (r1[x1[x] * c + ch] - r1[x0[x] * c + ch]);
+        o[x * c + ch] = to_u8(top + fy[y] * (bot - top));
+      }
+  }
+  return dst;
+}
+
+namespace {
+// Overlap weights of source pixels with each destination pixel along one axis (normalised to 1).
+struct AreaTap {
+  int src;
+  float weight;
+};
+std::vector<std::vector<AreaTap>> area_axis(int in, int out) {
+  std::vector<std::vector<AreaTap>> taps(static_cast<size_t>(out));
+  const double scale = double(in) / out;
+  for (int d = 0; d < out; ++d) {
+    const double lo = d * scale, hi = (d + 1) * scale;
+    for (int s = int(std::floor(lo)); s < int(std::ceil(hi)) && s < in; ++s) {
+      double overlap = std::min<double>(hi, s + 1) - std::max<double>(lo, s);
+      if (overlap > 1e-9) taps[d].push_back({s, float(overlap / scale)});
+    }
+  }
+  return taps;
+}
+}  // namespace
+
+Image resize_area(const Image& src, int out_h, int out_w) {
+  EMBER_CHECK(out_h > 0 && out_w > 0 && !src.empty(), "resize_area: bad size ", out_h, "x", out_w);
+  const auto ty = area_axis(src.h, out_h), tx = area_axis(src.w, out_w);
+  const int c = src.c;
+  // Horizontal pass into floats, then vertical pass (separable box filter).
+  std::vector<float> tmp(size_t(src.h) * out_w * c, 0.0f);
+  for (int y = 0; y < src.h; ++y) {
+    const uint8_t* row = &src.px[size_t(y) * src.w * c];
+    float* t = &tmp[size_t(y) * out_w * c];
+    for (int x = 0; x < out_w; ++x)
+      for (const AreaTap& tap : tx[x])
+        for (int ch = 0; ch < c; ++ch) t[x * c + ch] += tap.weight * row[tap.src * c + ch];
+  }
+  Image dst(out_h, out_w, c);
+  std::vector<float> acc(size_t(out_w) * c);
+  for (int y = 0; y < out_h; ++y) {
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    for (const AreaTap& tap : ty[y]) {
+      const float* t = &tmp[size_t(tap.src) * out_w * c];
+      for (int i = 0; i < out_w * c; ++i) acc[i] += tap.weight * t[i];
+    }
+    for (int i = 0; i < out_w * c; ++i) dst.px[size_t(y) * out_w * c + i] = to_u8(acc[i]);
+  }
+  return dst;
+}
+
+Image resize(const Image& src, int out_h, int out_w, ResizeMode mode) {
+  if (src.h == out_h && src.w == out_w) return src;
+  if (mode == ResizeMode::Area && out_h <= src.h && out_w <= src.w) return resize_area(src, out_h, out_w);
+  return resize_bilinear(src, out_h, out_w);
+}
+
+Image crop(const Image& src, int top, int left, int h, int w) {
+  EMBER_CHECK(top >= 0 && left >= 0 && h > 0 && w > 0 && top + h <= src.h && left + w <= src.w, "crop: window ", h,
+              "x", w, " at (", top, ", ", left, ") does not fit a ", src.h, "x", src.w, " image");
+  Image dst(h, w, src.c);
+  const size_t row_bytes = size_t(w) * src.c;
+  for (int y = 0; y < h; ++y)
+    std::copy_n(&src.px[(size_t(top + y) * src.w + left) * src.c], row_bytes, &dst.px[size_t(y) * row_bytes]);
+  return dst;
+}
+
+Image center_crop(const Image& src, int h, int w) { return crop(src, (src.h - h) / 2, (src.w - w) / 2, h, w); }
+
+Image flip_horizontal(const Image& src) {
+  Image dst(src.h, src.w, src.c);
+  for (int y = 0; y < src.h; ++y)
+    for (int x = 0; x < src.w; ++x)
+      for (int ch = 0; ch < src.c; ++ch) dst.at(y, x, ch) = src.at(y, src.w - 1 - x, ch);
+  return dst;
+}
+
+Image rotate(const Image& src, float degrees) {
+  const double a = degrees * M_PI / 180.0, ca = std::cos(a), sa = std::sin(a);
+  const double cx = (src.w - 1) / 2.0, cy = (src.h - 1) / 2.0;
+  Image dst(src.h, src.w, src.c);
+  for (int y = 0; y < src.h; ++y)
+    for (int x = 0; x < src.w; ++x) {
+      // Inverse map: where in the source does this destination pixel come from (y axis points down,
+      // so a counter-clockwise turn on screen uses +sin here).
+      const double dx = x - cx, dy = y - cy;
+      const double sx = std::clamp(cx + ca * dx - sa * dy, 0.0, double(src.w - 1));
+      const double sy = std::clamp(cy + sa * dx + ca * dy, 0.0, double(src.h - 1));
+      const int x0 = int(sx), y0 = int(sy), x1 = std::min(x0 + 1, src.w - 1), y1 = std::min(y0 + 1, src.h - 1);
+      const float fx = float(sx - x0), fy = float(sy - y0);
+      for (int ch = 0; ch < src.c; ++ch) {
+        float top = src.at(y0, x0, ch) + fx * (src.at(y0, x1, ch) - src.at(y0, x0, ch));
+        float bot = src.at(y1, x0, ch) + fx * (src.at(y1, x1, ch) - src.at(y1, x0, ch));
+        dst.at(y, x, ch) = to_u8(top + fy * (bot - top));
+      }
+    }
+  return dst;
+}
+
+Image adjust_brightness_contrast(const Image& src, float brightness, float contrast) {
+  double sum = 0;
+  for (uint8_t v : src.px) sum += v;
+  const float mean = src.px.empty() ? 0.0f : float(sum / double(src.px.size())) * brightness;
+  Image dst = src;
+  for (auto& v : dst.px) v = to_u8((v * brightness - mean) * contrast + mean);
+  return dst;
+}
+
+Normalization parse_normalization(const std::string& s) {
+  if (s == "none") return Normalization::None;
+  if (s == "imagenet") return Normalization::ImageNet;
+  if (s == "minus_one_one") return Normalization::MinusOneOne;
+  if (s == "caffe") return Normalization::Caffe;
+  throw Error(detail::cat("unknown normalization '", s, "' (none, imagenet, minus_one_one, caffe)"));
+}
+
+void to_chw_float(const Image& img, Normalization norm, float* dst) {
+  EMBER_CHECK(img.c == 3 || norm == Normalization::None || norm == Normalization::MinusOneOne,
+              "to_chw_float: preset needs 3 channels, image has ", img.c);
+  float scale[4] = {1, 1, 1, 1}, shift[4] = {0, 0, 0, 0};
+  int source_channel[4] = {0, 1, 2, 3};
+  for (int ch = 0; ch < img.c; ++ch) {
+    switch (norm) {
+      case Normalization::None: scale[ch] = 1.0f / 255; break;
+      case Normalization::ImageNet: {
+        static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+        scale[ch] = 1.0f / (255 * stdv[ch]);
+        shift[ch] = -mean[ch] / stdv[ch];
+        break;
+      }
+      case Normalization::MinusOneOne: scale[ch] = 1.0f / 127.5f, shift[ch] = -1.0f; break;
+      case Normalization::Caffe: {
+        static const float bgr_mean[3] = {103.939f, 116.779f, 123.68f};
+        source_channel[ch] = 2 - ch;  // output plane 0 is blue
+        shift[ch] = -bgr_mean[ch];
+        break;
+      }
+    }
+  }
+  const size_t plane = size_t(img.h) * img.w;
+  for (int ch = 0; ch < img.c; ++ch) {
+    float* o = dst + ch * plane;
+    const uint8_t* p = img.px.data() + source_channel[ch];
+    for (size_t i = 0; i < plane; ++i) o[i] = p[i * img.c] * scale[ch] + shift[ch];
+  }
+}
+
+}  // namespace ember::data
