@@ -1,0 +1,68 @@
+// Shared helpers for the benchmark programs: VGG16 layer shapes, thread pinning, peak-RSS counters.
+#pragma once
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/conv2d.h"
+
+namespace ember::bench {
+
+struct VggConvLayer {
+  const char* name;
+  int64_t C, K, HW;
+};
+// VGG16's 13 3x3 convolutions (stride 1, padding 1) at 224 px input.
+inline const std::vector<VggConvLayer>& vgg16_conv_layers() {
+  static const std::vector<VggConvLayer> layers = {
+      {"conv1_1", 3, 64, 224},    {"conv1_2", 64, 64, 224},   {"conv2_1", 64, 128, 112},  {"conv2_2", 128, 128, 112},
+      {"conv3_1", 128, 256, 56},  {"conv3_2", 256, 256, 56},  {"conv3_3", 256, 256, 56},  {"conv4_1", 256, 512, 28},
+      {"conv4_2", 512, 512, 28},  {"conv4_3", 512, 512, 28},  {"conv5_1", 512, 512, 14},  {"conv5_2", 512, 512, 14},
+      {"conv5_3", 512, 512, 14}};
+  return layers;
+}
+inline cpu::Conv2dShape vgg_conv_shape(const VggConvLayer& l, int64_t batch) {
+  cpu::Conv2dShape s;
+  s.N = batch;
+  s.C = l.C;
+  s.H = s.W = l.HW;
+  s.K = l.K;
+  s.R = s.S = 3;
+  s.pad_h = s.pad_w = 1;
+  return s;
+}
+
+// Threads for both libraries: EMBER_BENCH_THREADS, else all cores.
+inline int bench_threads() {
+  const char* v = std::getenv("EMBER_BENCH_THREADS");
+  return v ? std::atoi(v) : omp_get_num_procs();
+}
+
+// Peak resident memory of this process, resettable (Linux: write 5 to /proc/self/clear_refs).
+inline void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+inline double peak_rss_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return 0;
+}
+inline double current_rss_mib() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+  return 0;
+}
+
+inline void set_flops(benchmark::State& state, double flops_per_iter) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace ember::bench

@@ -1,0 +1,35 @@
+// Internal helpers of the fast float convolutions (conv2d_im2col.cpp, conv2d_depthwise_avx2.cpp).
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu/conv2d.h"
+
+namespace ember::cpu::conv_detail {
+
+// Lowers output rows [p0, p1) of one image and one group to a column matrix
+// col[(c*R + r)*S + t][(p - p0)*Q + q] = x[c][p*stride_h - pad_h + r*dil_h][q*stride_w - pad_w + t*dil_w]
+// (zero where the tap falls in the padding). x points at the group's first input channel (Cg planes).
+void im2col(const Conv2dShape& s, const float* x, int64_t p0, int64_t p1, float* col, bool parallel);
+// The adjoint: dx[c][h][w] += every col entry that im2col would have copied from (c, h, w).
+void col2im_add(const Conv2dShape& s, const float* col, int64_t p0, int64_t p1, float* dx, bool parallel);
+
+// True when the direct depthwise kernels apply: one input and one output channel per group.
+inline bool is_depthwise(const Conv2dShape& s) { return s.groups == s.C && s.K == s.C && s.groups > 1; }
+void depthwise_forward_avx2(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void depthwise_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void depthwise_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+
+// Range [lo, hi) of output columns q whose input column q*stride - pad + tap*dil lies in [0, W).
+struct ValidRange {
+  int64_t lo, hi;
+};
+inline ValidRange valid_outputs(int64_t out_size, int64_t in_size, int64_t stride, int64_t pad, int64_t tap_offset) {
+  const int64_t off = pad - tap_offset;  // input index = o*stride - off
+  int64_t lo = off <= 0 ? 0 : (off + stride - 1) / stride;
+  int64_t hi = in_size - 1 + off < 0 ? 0 : (in_size - 1 + off) / stride + 1;
+  if (hi > out_size) hi = out_size;
+  if (lo > hi) lo = hi;
+  return {lo, hi};
+}
+
+}  // namespace ember::cpu::conv_detail
