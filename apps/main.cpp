@@ -1,25 +1,61 @@
-// ember: the command-line entry point. Subcommands are registered here; each lives in its own file.
+// ember: the command-line entry point.
+//   ember run [EXPERIMENT.json]      all milestones (default: the embedded synthetic experiment)
+//   ember train EXPERIMENT -m M2     one milestone (M1..M4) on the experiment's split
+//   ember embed EXPERIMENT           frozen-backbone embeddings of every row to a safetensors file
+//   ember eval RUN_DIR               recompute test metrics from a run's saved predictions
+//   ember report RUN_DIR             rebuild report.html / summary.md from results.json
+//   ember demo | kernels             tiny spiral training run | kernel variants per op
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 
 #include "apps/demo.h"
+#include "apps/driver/commands.h"
 #include "kernels/registry.h"
 
 int main(int argc, char** argv) {
+  namespace drv = ember::driver;
   CLI::App app{"ember: a from-scratch deep learning engine"};
   app.require_subcommand(1);
+  bool quiet = false;
+  app.add_flag("-q,--quiet", quiet, "No progress bars or per-epoch lines");
+
+  drv::CommandArgs args;
+  auto* run = app.add_subcommand("run", "Run all milestones (M1-M4) of an experiment and write the report");
+  run->add_option("experiment", args.experiment, "Experiment JSON (default: the embedded synthetic experiment)");
+  run->add_option("-o,--out", args.out_dir, "Run directory (default: runs/<experiment name>)");
+
+  auto* train = app.add_subcommand("train", "Train one milestone of an experiment");
+  train->add_option("experiment", args.experiment, "Experiment JSON")->required();
+  train->add_option("-m,--milestone", args.milestones, "M1, M2, M3 or M4 (repeatable)")->required();
+  train->add_option("-o,--out", args.out_dir, "Run directory");
+
+  auto* embed = app.add_subcommand("embed", "Write frozen-backbone embeddings of every row to a safetensors file");
+  embed->add_option("experiment", args.experiment, "Experiment JSON")->required();
+  embed->add_option("-o,--out", args.out_dir, "Run directory");
+
+  auto* eval = app.add_subcommand("eval", "Recompute test metrics (overall and per subgroup) from a run's predictions");
+  eval->add_option("run_dir", args.run_dir, "Run directory")->required();
+
+  auto* report = app.add_subcommand("report", "Rebuild report.html and summary.md from a run's results.json");
+  report->add_option("run_dir", args.run_dir, "Run directory")->required();
 
   ember::apps::DemoOptions demo;
   auto* demo_cmd = app.add_subcommand("demo", "Train a small MLP on a synthetic 2-class spiral (no data needed)");
   demo_cmd->add_option("--steps", demo.steps, "Training steps");
   demo_cmd->add_option("--seed", demo.seed, "Random seed");
-  demo_cmd->add_flag("--quiet", demo.quiet, "Print only the final line");
 
   auto* kernels_cmd = app.add_subcommand("kernels", "List kernel variants and the active one per op");
 
   CLI11_PARSE(app, argc, argv);
+  args.quiet = quiet;
+  demo.quiet = quiet;
   try {
+    if (*run) return drv::cmd_run(args);
+    if (*train) return drv::cmd_run(args);
+    if (*embed) return drv::cmd_embed(args);
+    if (*eval) return drv::cmd_eval(args);
+    if (*report) return drv::cmd_report(args);
     if (*demo_cmd) {
       auto r = ember::apps::run_demo(demo);
       std::printf("demo: final loss %.4f, training accuracy %.3f\n", r.loss, r.accuracy);

@@ -1,0 +1,76 @@
+// Experiment configuration: which dataset, which split, and how each milestone is trained.
+// A JSON file (schema in experiments/README.md); every field has a default, so the smallest
+// config is {"dataset": "path/to/dataset.json"}. The embedded default (default_experiment_json)
+// runs all milestones on ember's synthetic multimodal dataset.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ember::driver {
+
+struct TrainConfig {
+  int64_t epochs = 20;
+  int64_t batch_size = 64;
+  std::string optimizer = "adamw";  // sgd | adam | adamw
+  double lr = 1e-3;
+  double weight_decay = 1e-4;
+  double momentum = 0.9;            // sgd
+  std::string schedule = "cosine";  // none | cosine | step
+  int64_t warmup_epochs = 0;
+  int64_t patience = 5;             // early stopping on the validation metric; 0: off
+  double clip_norm = 0;             // 0: no clipping
+};
+
+struct MilestoneConfig {
+  bool enabled = true;
+  TrainConfig train;
+  std::vector<int64_t> hidden{64};  // MLP / head widths
+  double dropout = 0.1;
+  // M2 (CNN)
+  std::vector<int64_t> channels{16, 32, 64};
+  bool augment = true;
+  std::vector<std::string> multitask;  // e.g. {"age", "gender"}: one CNN, one head per target
+  // M3 (frozen backbone)
+  std::string backbone = "m2";  // "mobilenet_v1" (weights below) | "m2" (the trained M2 trunk, frozen)
+  std::string weights;          // safetensors path, relative to the experiment file
+  int image_size = 0;           // backbone input size (0: the experiment's image_size)
+  std::string normalization;    // "" | imagenet | minus_one_one | caffe
+  int64_t finetune_epochs = 0;  // > 0: also fine-tune the last blocks with a lower learning rate
+  int64_t finetune_blocks = 2;
+  double finetune_lr_factor = 0.1;
+  // M4 (fusion)
+  int64_t common_width = 32;
+};
+
+struct ExperimentConfig {
+  std::string name = "experiment";
+  std::string source_path;  // the file it came from ("" for the embedded default)
+  nlohmann::json raw;       // as given, copied into the run directory
+  std::string dataset;      // dataset config path, or "synthetic"
+  std::string dataset_root; // optional root override for the dataset config
+  int64_t synthetic_rows = 600;
+  int synthetic_image_size = 32;
+  uint64_t seed = 1;
+  double train_fraction = 0.7, val_fraction = 0.1, test_fraction = 0.2;
+  std::string split_file;   // reuse this split when given (else <run>/split.csv)
+  std::vector<std::string> targets;  // targets to run milestones on (default: the first)
+  int image_size = 32;
+  int cache_size = 0;       // decoded image size kept in the cache (0: image_size)
+  std::string normalization = "imagenet";
+  std::string cache_file;   // on-disk image cache (large sets); "" keeps images in memory
+  std::vector<std::string> subgroup_columns;  // e.g. {"sex", "race"}
+  std::string age_column;   // numeric column broken down in age bands ("" = none)
+  int workers = 2;
+  MilestoneConfig m1, m2, m3, m4;
+};
+
+ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& source_path = "");
+ExperimentConfig load_experiment(const std::string& path);
+const char* default_experiment_json();  // the README's main job
+// Resolves a path from the config relative to the config file's directory.
+std::string resolve_config_path(const ExperimentConfig& cfg, const std::string& path);
+
+}  // namespace ember::driver
