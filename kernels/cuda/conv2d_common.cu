@@ -1,0 +1,131 @@
+// Shape checks, depth-split planning and the bias gradient shared by the conv variants.
+#include <algorithm>
+
+#include "kernels/cuda/conv2d_gemm.cuh"
+
+namespace ember::cuda::conv {
+
+namespace {
+std::string describe(const Conv2dShape& s) {
+  auto str = [](int64_t v) { return std::to_string(v); };
+  return "N=" + str(s.N) + " C=" + str(s.C) + " H=" + str(s.H) + " W=" + str(s.W) + " K=" + str(s.K) +
+         " R=" + str(s.R) + " S=" + str(s.S) + " stride=" + str(s.stride_h) + "x" + str(s.stride_w) +
+         " pad=" + str(s.pad_h) + "x" + str(s.pad_w) + " dil=" + str(s.dil_h) + "x" + str(s.dil_w) +
+         " groups=" + str(s.groups);
+}
+}  // namespace
+
+Geom make_geom(const Conv2dShape& s, const char* pass) {
+  const std::string where = std::string("conv2d ") + pass + " [" + describe(s) + "]";
+  EMBER_CUDA_REQUIRE(s.N > 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0,
+                     where + ": sizes must be positive");
+  EMBER_CUDA_REQUIRE(s.stride_h > 0 && s.stride_w > 0 && s.dil_h > 0 && s.dil_w > 0 && s.pad_h >= 0 && s.pad_w >= 0,
+                     where + ": stride and dilation must be positive, padding non-negative");
+  EMBER_CUDA_REQUIRE(s.groups > 0 && s.C % s.groups == 0 && s.K % s.groups == 0,
+                     where + ": C and K must be divisible by groups");
+  EMBER_CUDA_REQUIRE(s.P() > 0 && s.Q() > 0, where + ": empty output");
+  require_int32(s.N * s.C * s.H * s.W, ("input of " + where).c_str());
+  require_int32(s.N * s.K * s.P() * s.Q(), ("output of " + where).c_str());
+  require_int32(s.K * (s.C / s.groups) * s.R * s.S, ("weight of " + where).c_str());
+  Geom g{};
+  g.N = int(s.N), g.C = int(s.C), g.H = int(s.H), g.W = int(s.W), g.K = int(s.K), g.R = int(s.R), g.S = int(s.S);
+  g.P = int(s.P()), g.Q = int(s.Q());
+  g.stride_h = int(s.stride_h), g.stride_w = int(s.stride_w), g.pad_h = int(s.pad_h), g.pad_w = int(s.pad_w);
+  g.dil_h = int(s.dil_h), g.dil_w = int(s.dil_w);
+  g.groups = int(s.groups), g.Cg = int(s.C / s.groups), g.Kg = int(s.K / s.groups);
+  return g;
+}
+
+DepthSplit plan_depth_split(int64_t tiles_per_group, int groups, int64_t depth, int tile_k, bool allow_split) {
+  DepthSplit plan;
+  if (allow_split) {
+    // Aim for ~1024 blocks in total (a few waves on 108-132 SMs) but keep >= 8 tiles of depth
+    // per block so the atomics stay a small part of the work; gridDim.z is capped at 65535.
+    const int64_t blocks = tiles_per_group * groups;
+    const int64_t want = std::max<int64_t>(1, 1024 / std::max<int64_t>(blocks, 1));
+    const int64_t most = std::max<int64_t>(1, depth / (8 * tile_k));
+    plan.splits = int(std::min<int64_t>({want, most, 65535 / groups}));
+    plan.splits = std::max(plan.splits, 1);
+  }
+  int64_t chunk = (depth + plan.splits - 1) / plan.splits;
+  chunk = (chunk + tile_k - 1) / tile_k * tile_k;
+  plan.chunk = int(chunk);
+  plan.splits = int((depth + chunk - 1) / chunk);
+  EMBER_CUDA_REQUIRE(int64_t(groups) * plan.splits <= 65535, "conv2d: too many groups for one launch");
+  return plan;
+}
+
+namespace {
+// One block per output channel; the block walks its N planes of P*Q values.
+__global__ void bias_grad_kernel(int N, int K, int PQ, const float* __restrict__ dy, float* __restrict__ dbias) {
+  const int k = blockIdx.x;
+  float sum = 0.f;
+  for (int n = 0; n < N; ++n) {
+    const float* plane = dy + (size_t(n) * K + k) * PQ;
+    for (int i = threadIdx.x; i < PQ; i += blockDim.x) sum += plane[i];
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+  __shared__ float warp_sums[32];
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    sum = threadIdx.x < blockDim.x / 32 ? warp_sums[threadIdx.x] : 0.f;
+    for (int offset = 16; offset > 0; offset >>= 1) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+    if (threadIdx.x == 0) dbias[k] = sum;
+  }
+}
+}  // namespace
+
+void bias_grad(const Geom& g, const float* dy, float* dbias) {
+  bias_grad_kernel<<<g.K, 256, 0, stream()>>>(g.N, g.K, g.P * g.Q, dy, dbias);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace ember::cuda::conv
+
+// ---------------------------------------------------------------------------------------------
+// Host emulation of the implicit GEMMs: the same problem structs and depth split as the kernels,
+// evaluated with plain loops. Tests use it to check the gather/scatter index math on machines
+// without a GPU (the tile engines themselves need a device). Small shapes only.
+namespace ember::cuda::conv {
+namespace {
+
+template <class Problem>
+void host_gemm(const Problem& prob, const DepthSplit& plan) {
+  const int rows = prob.rows(), cols = prob.cols(), depth = prob.depth();
+  for (int grp = 0; grp < prob.g.groups; ++grp)
+    for (int split = 0; split < plan.splits; ++split) {
+      const int k_begin = split * plan.chunk, k_end = std::min(depth, k_begin + plan.chunk);
+      for (int row = 0; row < rows; ++row)
+        for (int col = 0; col < cols; ++col) {
+          float acc = 0.f;
+          for (int k = k_begin; k < k_end; ++k) acc += prob.a(grp, row, k) * prob.b(grp, k, col);
+          prob.store(grp, row, col, acc);
+        }
+    }
+}
+
+}  // namespace
+
+void host_emulate_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  const Geom g = make_geom(s, "forward (host emulation)");
+  const ForwardProblem prob{g, x, w, bias, y};
+  host_gemm(prob, plan_depth_split(1, g.groups, int64_t(g.Cg) * g.R * g.S, 16, false));
+}
+
+void host_emulate_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  const Geom g = make_geom(s, "backward data (host emulation)");
+  const BackwardDataProblem prob{g, dy, w, dx};
+  host_gemm(prob, plan_depth_split(1, g.groups, int64_t(g.Kg) * g.R * g.S, 16, false));
+}
+
+void host_emulate_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+  const Geom g = make_geom(s, "backward weight (host emulation)");
+  std::fill(dw, dw + int64_t(g.K) * g.Cg * g.R * g.S, 0.f);
+  const BackwardWeightProblem prob{g, x, dy, dw};
+  // The kernels' own split of the depth (64x64 tiles), so chunk edges are exercised too.
+  const int64_t tiles = ((g.Kg + 63) / 64) * ((int64_t(g.Cg) * g.R * g.S + 63) / 64);
+  host_gemm(prob, plan_depth_split(tiles, g.groups, int64_t(g.N) * g.P * g.Q, 16, true));
+}
+
+}  // namespace ember::cuda::conv

@@ -1,0 +1,31 @@
+// ember's own conv launchers (plain C++ declarations, so dispatch.cpp compiles without nvcc).
+#pragma once
+#include "kernels/cuda/cuda_api.h"
+
+namespace ember::cuda::conv {
+
+// conv2d_simt.cu: FP32 implicit GEMM on CUDA cores.
+void simt_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void simt_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void simt_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+// conv2d_tc.cu: WMMA tensor cores in TF32 or BF16 (FP32 runs the SIMT kernels).
+void tc_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void tc_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void tc_backward_weight(Precision prec, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                        float* dbias);
+
+}  // namespace ember::cuda::conv
+
+namespace ember::cuda::conv {
+
+// Host emulation of the three implicit GEMMs (conv2d_common.cu): the kernels' own gather/scatter
+// code and depth split run as plain loops on the CPU, so tests can check the index math on
+// machines without a GPU. dw is zeroed first. Slow: small shapes only.
+void host_emulate_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void host_emulate_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void host_emulate_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+// The direct depthwise kernels (C / groups == 1; conv2d_depthwise.cu), all three passes.
+void host_emulate_depthwise(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* dy,
+                            float* y, float* dx, float* dw);
+
+}  // namespace ember::cuda::conv

@@ -1,0 +1,163 @@
+// cuDNN baselines for conv, pooling and batch norm (variant "cudnn" of the ops "conv", "pool",
+// "bn"). Used as the reference in tests and the speed baseline in benchmarks. Algorithms come
+// from cuDNN's heuristics (the _v7 queries: what PyTorch uses with benchmark=False), cached per
+// shape. BF16 converts the float tensors to bf16 copies first, since cuDNN computes in the
+// storage type; FP32 forbids tensor cores (CUDNN_FMA_MATH), TF32 allows them (DEFAULT_MATH).
+#include "kernels/cuda/variants.h"
+
+#if EMBER_HAVE_CUDNN
+#include <cudnn.h>
+
+#include "kernels/cuda/conv2d_gemm.cuh"
+#include "kernels/cuda/cudnn_util.h"
+
+namespace ember::cuda::cudnn_ref {
+
+bool compiled_in() { return true; }
+
+namespace {
+
+// Descriptors for one conv call, built in the precision's storage type.
+struct ConvDescs {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  ConvDescs(const Conv2dShape& s, Precision prec) {
+    const cudnnDataType_t t = prec == Precision::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+    x.set(t, s.N, s.C, s.H, s.W);
+    y.set(t, s.N, s.K, s.P(), s.Q());
+    w.set(t, s.K, s.C / s.groups, s.R, s.S);
+    conv.set(s, prec);
+  }
+};
+
+// float <-> bf16 staging for Precision::BF16 (inputs converted in, the output converted back).
+struct Bf16Copy {
+  DeviceScratch<uint16_t> buffer;
+  int64_t count;
+  Bf16Copy(int64_t n, const float* src) : buffer(n), count(n) {
+    if (src) float_to_bf16(n, src, buffer.get());
+  }
+  void* ptr() const { return buffer.get(); }
+  void to_float(float* dst) const { bf16_to_float(count, buffer.get(), dst); }
+};
+
+}  // namespace
+
+void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  const conv::Geom g = conv::make_geom(s, "forward (cudnn)");
+  ConvDescs d(s, prec);
+  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  int found = 0;
+  EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
+                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
+  EMBER_CUDA_REQUIRE(found > 0, "cudnn conv forward: no algorithm");
+  const auto algo = perf[0].algo;
+  size_t ws_bytes = 0;
+  EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle(), d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
+                                                            algo, &ws_bytes));
+  DeviceScratch<unsigned char> ws{int64_t(ws_bytes)};
+  const float one = 1.f, zero = 0.f;
+  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.groups) * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
+  if (prec == Precision::BF16) {
+    Bf16Copy xb(nx, x), wb(nw, w), yb(ny, nullptr);
+    EMBER_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, d.x.get(), xb.ptr(), d.w.get(), wb.ptr(), d.conv.get(),
+                                              algo, ws.get(), ws_bytes, &zero, d.y.get(), yb.ptr()));
+    yb.to_float(y);
+  } else {
+    EMBER_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo,
+                                              ws.get(), ws_bytes, &zero, d.y.get(), y));
+  }
+  if (bias) {
+    TensorDesc yf, bf;
+    yf.set(CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q());
+    bf.set(CUDNN_DATA_FLOAT, 1, s.K, 1, 1);
+    EMBER_CUDNN_CHECK(cudnnAddTensor(handle(), &one, bf.get(), bias, &one, yf.get(), y));
+  }
+  (void)g;
+}
+
+void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  conv::make_geom(s, "backward data (cudnn)");
+  ConvDescs d(s, prec);
+  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+  int found = 0;
+  EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), d.w.get(), d.y.get(), d.conv.get(),
+                                                                d.x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                &found, perf));
+  EMBER_CUDA_REQUIRE(found > 0, "cudnn conv backward data: no algorithm");
+  const auto algo = perf[0].algo;
+  size_t ws_bytes = 0;
+  EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), d.w.get(), d.y.get(), d.conv.get(),
+                                                                 d.x.get(), algo, &ws_bytes));
+  DeviceScratch<unsigned char> ws{int64_t(ws_bytes)};
+  const float one = 1.f, zero = 0.f;
+  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.groups) * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
+  if (prec == Precision::BF16) {
+    Bf16Copy dyb(ny, dy), wb(nw, w), dxb(nx, nullptr);
+    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, d.w.get(), wb.ptr(), d.y.get(), dyb.ptr(),
+                                                   d.conv.get(), algo, ws.get(), ws_bytes, &zero, d.x.get(),
+                                                   dxb.ptr()));
+    dxb.to_float(dx);
+  } else {
+    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, d.w.get(), w, d.y.get(), dy, d.conv.get(), algo,
+                                                   ws.get(), ws_bytes, &zero, d.x.get(), dx));
+  }
+}
+
+void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias) {
+  const conv::Geom g = conv::make_geom(s, "backward weight (cudnn)");
+  ConvDescs d(s, prec);
+  cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+  int found = 0;
+  EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), d.x.get(), d.y.get(), d.conv.get(),
+                                                                  d.w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                                                                  &found, perf));
+  EMBER_CUDA_REQUIRE(found > 0, "cudnn conv backward weight: no algorithm");
+  const auto algo = perf[0].algo;
+  size_t ws_bytes = 0;
+  EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), d.x.get(), d.y.get(), d.conv.get(),
+                                                                   d.w.get(), algo, &ws_bytes));
+  DeviceScratch<unsigned char> ws{int64_t(ws_bytes)};
+  const float one = 1.f, zero = 0.f;
+  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.groups) * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
+  if (prec == Precision::BF16) {
+    Bf16Copy xb(nx, x), dyb(ny, dy), dwb(nw, nullptr);
+    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, d.x.get(), xb.ptr(), d.y.get(), dyb.ptr(),
+                                                     d.conv.get(), algo, ws.get(), ws_bytes, &zero, d.w.get(),
+                                                     dwb.ptr()));
+    dwb.to_float(dw);
+  } else {
+    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, d.x.get(), x, d.y.get(), dy, d.conv.get(), algo,
+                                                     ws.get(), ws_bytes, &zero, d.w.get(), dw));
+  }
+  // cudnnConvolutionBackwardBias is deprecated in cuDNN 9; the bias sum is a plain reduction anyway.
+  if (dbias) conv::bias_grad(g, dy, dbias);
+}
+
+}  // namespace ember::cuda::cudnn_ref
+
+#else  // built without cuDNN: every entry point says so
+
+namespace ember::cuda::cudnn_ref {
+namespace {
+[[noreturn]] void missing(const char* op) {
+  throw std::runtime_error(std::string("ember CUDA: ") + op +
+                           ": this build has no cuDNN (configure with CUDNN_ROOT=... to enable the cudnn variants)");
+}
+}  // namespace
+bool compiled_in() { return false; }
+void conv2d_forward(Precision, const Conv2dShape&, const float*, const float*, const float*, float*) { missing("cudnn conv2d_forward"); }
+void conv2d_backward_data(Precision, const Conv2dShape&, const float*, const float*, float*) { missing("cudnn conv2d_backward_data"); }
+void conv2d_backward_weight(Precision, const Conv2dShape&, const float*, const float*, float*, float*) { missing("cudnn conv2d_backward_weight"); }
+void max_pool2d_forward(const Pool2dShape&, const float*, float*) { missing("cudnn max_pool2d_forward"); }
+void max_pool2d_backward(const Pool2dShape&, const float*, const float*, const float*, float*) { missing("cudnn max_pool2d_backward"); }
+void avg_pool2d_forward(const Pool2dShape&, const float*, float*) { missing("cudnn avg_pool2d_forward"); }
+void avg_pool2d_backward(const Pool2dShape&, const float*, const float*, const float*, float*) { missing("cudnn avg_pool2d_backward"); }
+void batchnorm_forward_train(const BatchNormArgs&, const float*, const float*, const float*, float*, float*, float*, float*, float*) { missing("cudnn batchnorm_forward_train"); }
+void batchnorm_forward_eval(const BatchNormArgs&, const float*, const float*, const float*, const float*, const float*, float*) { missing("cudnn batchnorm_forward_eval"); }
+void batchnorm_backward(const BatchNormArgs&, const float*, const float*, const float*, const float*, const float*, const float*, float*, float*, float*) { missing("cudnn batchnorm_backward"); }
+}  // namespace ember::cuda::cudnn_ref
+
+#endif

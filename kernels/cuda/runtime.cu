@@ -1,0 +1,224 @@
+// Device discovery, ember's stream, the caching allocator and pinned-staging copies.
+#include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cuda/runtime.h"
+
+namespace ember::cuda {
+
+void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
+  throw std::runtime_error(std::string("ember CUDA: ") + call + " failed at " + file + ":" + std::to_string(line) +
+                           ": " + cudaGetErrorName(err) + ": " + cudaGetErrorString(err));
+}
+void throw_error(const std::string& what, const char* file, int line) {
+  throw std::runtime_error("ember CUDA: " + what + " (" + file + ":" + std::to_string(line) + ")");
+}
+
+int device_count() {
+  // Without a driver cudaGetDeviceCount fails (cudaErrorInsufficientDriver / NoDevice): that
+  // means "no CUDA" for us, not an error. The result is cached: the answer cannot change.
+  static const int count = [] {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+      (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
+      return 0;
+    }
+    return n;
+  }();
+  return count;
+}
+bool cuda_available() { return device_count() > 0; }
+
+std::string device_name() {
+  if (!cuda_available()) return "";
+  int dev = 0;
+  cudaDeviceProp prop{};
+  EMBER_CUDA_CHECK(cudaGetDevice(&dev));
+  EMBER_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+  return prop.name;
+}
+
+cudaStream_t stream() {
+  static cudaStream_t s = [] {
+    if (!cuda_available()) throw_error("no CUDA device (cuda_available() is false)", __FILE__, __LINE__);
+    cudaStream_t created = nullptr;
+    EMBER_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking));
+    return created;
+  }();
+  return s;
+}
+void synchronize() { EMBER_CUDA_CHECK(cudaStreamSynchronize(stream())); }
+
+// ---------------------------------------------------------------------------------------------
+// Caching allocator. cudaMalloc/cudaFree synchronise the device and cost ~10-100 us, so freed
+// blocks go to a free list per size class and are handed out again. Size classes: multiples of
+// 512 B up to 1 MiB, powers of two above (at most 2x waste on big blocks, few classes to search).
+// Reuse is safe without events because every ember kernel runs on the one stream.
+namespace {
+
+constexpr size_t kSmallQuantum = 512, kLargeThreshold = size_t(1) << 20;
+
+struct CachingAllocator {
+  std::mutex mutex;
+  std::unordered_map<size_t, std::vector<void*>> free_lists;  // size class -> cached blocks
+  std::unordered_map<void*, size_t> live;                     // handed-out block -> size class
+  AllocatorStats stats;
+
+  void* allocate(size_t bytes) {
+    if (bytes == 0) return nullptr;
+    const size_t size = allocation_size(bytes);
+    std::lock_guard<std::mutex> lock(mutex);
+    void* ptr = nullptr;
+    auto& list = free_lists[size];
+    if (!list.empty()) {
+      ptr = list.back();
+      list.pop_back();
+      stats.cached_bytes -= size;
+    } else {
+      cudaError_t err = cudaMalloc(&ptr, size);
+      if (err == cudaErrorMemoryAllocation) {  // out of memory: give the cache back and retry once
+        (void)cudaGetLastError();
+        release_cached_locked();
+        err = cudaMalloc(&ptr, size);
+      }
+      if (err != cudaSuccess)
+        throw_error("cudaMalloc(" + std::to_string(size) + " bytes) failed: " + cudaGetErrorString(err) +
+                        " (in use " + std::to_string(stats.current_bytes) + " bytes)",
+                    __FILE__, __LINE__);
+      ++stats.malloc_count;
+    }
+    live[ptr] = size;
+    stats.current_bytes += size;
+    if (stats.current_bytes > stats.peak_bytes) stats.peak_bytes = stats.current_bytes;
+    return ptr;
+  }
+
+  void release(void* ptr) {
+    if (!ptr) return;
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = live.find(ptr);
+    if (it == live.end()) throw_error("cuda_free of a pointer ember did not allocate", __FILE__, __LINE__);
+    const size_t size = it->second;
+    live.erase(it);
+    stats.current_bytes -= size;
+    stats.cached_bytes += size;
+    free_lists[size].push_back(ptr);
+  }
+
+  void release_cached_locked() {
+    // Blocks may still be in use by queued kernels of their previous owner: wait first.
+    EMBER_CUDA_CHECK(cudaDeviceSynchronize());
+    for (auto& [size, list] : free_lists) {
+      for (void* p : list) {
+        EMBER_CUDA_CHECK(cudaFree(p));
+        ++stats.free_count;
+      }
+      list.clear();
+    }
+    stats.cached_bytes = 0;
+  }
+};
+
+CachingAllocator& allocator() {
+  static auto* a = new CachingAllocator;  // never destroyed: frees at exit would race the driver
+  return *a;
+}
+
+}  // namespace
+
+size_t allocation_size(size_t bytes) {
+  if (bytes <= kLargeThreshold) return (bytes + kSmallQuantum - 1) / kSmallQuantum * kSmallQuantum;
+  size_t size = kLargeThreshold;
+  while (size < bytes) size <<= 1;
+  return size;
+}
+void* cuda_alloc(size_t bytes) { return allocator().allocate(bytes); }
+void cuda_free(void* ptr) { allocator().release(ptr); }
+AllocatorStats allocator_stats() {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  return allocator().stats;
+}
+void reset_peak_bytes() {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  allocator().stats.peak_bytes = allocator().stats.current_bytes;
+}
+void empty_cache() {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  allocator().release_cached_locked();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host <-> device copies through one pinned staging buffer: pageable copies would be staged by
+// the driver anyway, and a pinned buffer lets the DMA engine run at full PCIe/NVLink speed.
+// Large copies go through it in chunks; the mutex serialises users of the buffer.
+namespace {
+
+constexpr size_t kStagingBytes = size_t(32) << 20;
+
+struct PinnedStaging {
+  std::mutex mutex;
+  void* buffer = nullptr;
+  void* get() {
+    if (!buffer) EMBER_CUDA_CHECK(cudaMallocHost(&buffer, kStagingBytes));
+    return buffer;
+  }
+};
+PinnedStaging& staging() {
+  static auto* s = new PinnedStaging;
+  return *s;
+}
+
+}  // namespace
+
+void memcpy_h2d(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  std::lock_guard<std::mutex> lock(staging().mutex);
+  char* pinned = static_cast<char*>(staging().get());
+  for (size_t done = 0; done < bytes; done += kStagingBytes) {
+    const size_t chunk = std::min(kStagingBytes, bytes - done);
+    // The previous chunk's DMA reads the staging buffer: it must finish before we overwrite it.
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    std::memcpy(pinned, static_cast<const char*>(src) + done, chunk);
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + done, pinned, chunk, cudaMemcpyHostToDevice, stream()));
+  }
+  EMBER_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void memcpy_d2h(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  std::lock_guard<std::mutex> lock(staging().mutex);
+  char* pinned = static_cast<char*>(staging().get());
+  for (size_t done = 0; done < bytes; done += kStagingBytes) {
+    const size_t chunk = std::min(kStagingBytes, bytes - done);
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(pinned, static_cast<const char*>(src) + done, chunk, cudaMemcpyDeviceToHost, stream()));
+    EMBER_CUDA_CHECK(cudaStreamSynchronize(stream()));
+    std::memcpy(static_cast<char*>(dst) + done, pinned, chunk);
+  }
+}
+
+void memcpy_d2d(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+}
+
+void memset_zero(void* dst, size_t bytes) {
+  if (bytes == 0) return;
+  EMBER_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream()));
+}
+
+namespace {
+__global__ void fill_kernel(float* dst, float value, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    dst[i] = value;
+}
+}  // namespace
+
+void fill(float* dst, float value, int64_t n) {
+  if (n <= 0) return;
+  fill_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(dst, value, n);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace ember::cuda

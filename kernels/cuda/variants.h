@@ -1,0 +1,46 @@
+// The implementations behind cuda_api.h's run-time selected ops (dispatch.cpp picks one):
+// ember's own kernels and the cuDNN baselines. Plain C++ declarations, no CUDA headers.
+#pragma once
+#include "kernels/cuda/cuda_api.h"
+
+namespace ember::cuda {
+
+namespace ember_pool {  // pooling.cu
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t* indices);
+void max_pool2d_backward(const Pool2dShape& s, const float* dy, const int64_t* indices, float* dx);
+void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
+// The kernels' per-value code run by host loops, so tests can check it without a GPU.
+void host_emulate(const Pool2dShape& s, const float* x, const float* dy, float* max_y, int64_t* max_indices,
+                  float* max_dx, float* avg_y, float* avg_dx);
+}  // namespace ember_pool
+
+namespace ember_bn {  // batchnorm.cu
+void forward_train(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta, float* y,
+                   float* save_mean, float* save_invstd, float* running_mean, float* running_var);
+void forward_eval(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta,
+                  const float* running_mean, const float* running_var, float* y);
+void backward(const BatchNormArgs& a, const float* x, const float* y, const float* dy, const float* gamma,
+              const float* save_mean, const float* save_invstd, float* dx, float* dgamma, float* dbeta);
+}  // namespace ember_bn
+
+// cuDNN baselines (cudnn_ref.cu). Every function throws when ember was built without cuDNN.
+namespace cudnn_ref {
+bool compiled_in();
+void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
+void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias);
+void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
+void max_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx);
+void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
+void avg_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx);
+void batchnorm_forward_train(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta, float* y,
+                             float* save_mean, float* save_invstd, float* running_mean, float* running_var);
+void batchnorm_forward_eval(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta,
+                            const float* running_mean, const float* running_var, float* y);
+void batchnorm_backward(const BatchNormArgs& a, const float* x, const float* y, const float* dy, const float* gamma,
+                        const float* save_mean, const float* save_invstd, float* dx, float* dgamma, float* dbeta);
+}  // namespace cudnn_ref
+
+}  // namespace ember::cuda
