@@ -12,26 +12,57 @@ namespace {
 thread_local bool t_grad_enabled = true;
 std::atomic<uint64_t> g_sequence{0};
 BackwardObserver g_observer;
+thread_local ForwardObserver t_forward_observer;
+
+// Passes an op's output to the forward observer (if any) and returns it.
+Tensor notify_forward(const char* op, const Tensor& out, const std::vector<Tensor>& inputs) {
+  if (t_forward_observer) t_forward_observer(op, out, inputs);
+  return out;
+}
 
 // Depth-first post-order over the Node graph, iterative so deep nets cannot overflow the stack.
-std::vector<Node*> topo_order(Node* root) {
-  std::vector<Node*> order;
+// Returns owning pointers: releasing a Node (clearing its inputs) may drop the last reference to a
+// child Node that is still to be visited in this pass, so the pass itself must keep them alive.
+std::vector<std::shared_ptr<Node>> topo_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> order;
   std::unordered_set<Node*> seen;
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  seen.insert(root);
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
+  seen.insert(root.get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
       const Tensor& in = node->inputs[next++];
-      Node* child = in.defined() ? in.grad_fn().get() : nullptr;
-      if (child && seen.insert(child).second) stack.push_back({child, 0});
+      std::shared_ptr<Node> child = in.defined() ? in.grad_fn() : nullptr;
+      if (child && seen.insert(child.get()).second) stack.push_back({std::move(child), 0});
     } else {
-      order.push_back(node);
+      order.push_back(std::move(node));
       stack.pop_back();
     }
   }
   return order;  // children before parents; reverse for the backward walk
 }
+
+// Frees a Node without recursing once per node of the chain behind it. A plain destructor would
+// release inputs -> TensorImpl -> grad_fn -> Node -> inputs ... recursively, and an un-run graph of
+// ~10^4-10^5 ops (an RNN unrolled, or a long loop) overflows a thread's stack. Instead, the inputs of
+// every Node that dies here are moved onto a work list first, so each nested release is shallow.
+struct NodeDeleter {
+  void operator()(Node* node) const {
+    std::vector<Tensor> work = std::move(node->inputs);
+    delete node;
+    while (!work.empty()) {
+      Tensor t = std::move(work.back());
+      work.pop_back();
+      if (!t.defined() || t.impl_ptr().use_count() != 1) continue;
+      const std::shared_ptr<Node>& child = t.impl().grad_fn;
+      if (child && child.use_count() == 1) {
+        for (auto& in : child->inputs) work.push_back(std::move(in));
+        child->inputs.clear();
+      }
+      // `t` dies here; its Node (now input-less) is freed by a shallow nested call.
+    }
+  }
+};
 
 void accumulate(std::shared_ptr<TensorImpl>& slot, const Tensor& g) {
   if (!slot) {
@@ -51,17 +82,18 @@ bool grad_enabled() { return t_grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
 void set_backward_observer(BackwardObserver obs) { g_observer = std::move(obs); }
+void set_forward_observer(ForwardObserver obs) { t_forward_observer = std::move(obs); }
 
 Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn backward) {
-  if (!t_grad_enabled) return out;
+  if (!t_grad_enabled) return notify_forward(op, out, inputs);
   bool any = false;
   std::vector<bool> needs(inputs.size(), false);
   for (size_t i = 0; i < inputs.size(); ++i) {
     needs[i] = inputs[i].defined() && inputs[i].requires_grad();
     any = any || needs[i];
   }
-  if (!any) return out;
-  auto node = std::make_shared<Node>();
+  if (!any) return notify_forward(op, out, inputs);
+  std::shared_ptr<Node> node(new Node(), NodeDeleter{});
   node->op = op;
   node->inputs = std::move(inputs);
   node->needs_grad = std::move(needs);
@@ -71,7 +103,7 @@ Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn
   node->sequence = g_sequence++;
   out.impl().grad_fn = std::move(node);
   out.impl().requires_grad = true;
-  return out;
+  return notify_forward(op, out, out.grad_fn()->inputs);
 }
 
 Tensor& Tensor::requires_grad_(bool on) {
@@ -110,11 +142,11 @@ void Tensor::backward(const Tensor& grad, bool retain_graph) const {
   EMBER_CHECK(!root->released, "backward: the graph of ", str(), " (op '", root->op,
               "') was already freed by an earlier backward(); pass retain_graph=true to call it twice");
 
-  std::vector<Node*> order = topo_order(root);
+  std::vector<std::shared_ptr<Node>> order = topo_order(grad_fn());
   std::unordered_map<Node*, std::shared_ptr<TensorImpl>> pending;  // dL/d(output of node)
   pending[root] = seed.impl_ptr();
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    Node* node = *it;
+    Node* node = it->get();
     auto found = pending.find(node);
     if (found == pending.end()) continue;  // no gradient flows to this node
     Tensor gout(found->second);

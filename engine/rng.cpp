@@ -14,9 +14,14 @@ void Generator::fill_uniform(Tensor& t, double lo, double hi) {
   const uint64_t base = reserve(uint64_t(n)), seed = seed_;
   dispatch_float(t.dtype(), "fill_uniform", [&]<class T>() {
     T* p = t.data<T>();
+    // Rounding lo + (hi - lo) * u to T can land on hi (e.g. float 0.5 + (1 - 2^-24) is a tie that
+    // rounds to 1.5): clamp to the largest T below hi so the range stays [lo, hi).
+    const T top = std::nextafter(T(hi), T(lo));
 #pragma omp parallel for if (n > 65536) schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      p[i] = T(lo + (hi - lo) * double(philox_uniform(philox_bits(seed, base, uint64_t(i)))));
+    for (int64_t i = 0; i < n; ++i) {
+      const T v = T(lo + (hi - lo) * double(philox_uniform(philox_bits(seed, base, uint64_t(i)))));
+      p[i] = v < T(hi) ? v : top;
+    }
   });
 }
 

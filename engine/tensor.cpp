@@ -15,6 +15,9 @@ namespace {
 
 std::shared_ptr<TensorImpl> new_impl(const Shape& shape, DType dtype, Device device) {
   for (auto d : shape) EMBER_CHECK(d >= 0, "Tensor: negative dimension in shape ", shape_str(shape));
+  // Name the tensor being created: Storage alone can only say that CUDA is missing.
+  if (device == Device::CUDA)
+    require_cuda(detail::cat("Tensor ", dtype_name(dtype), shape_str(shape), " on cuda").c_str());
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
   impl->shape = shape;

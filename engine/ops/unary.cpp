@@ -43,7 +43,11 @@ Tensor log(const Tensor& x) {
 Tensor pow(const Tensor& x, double e) {
   Tensor y = unary_map("pow", x, [e](auto v) { return decltype(v)(std::pow(v, decltype(v)(e))); });
   return record_unary("pow", x, y, [e](const Tensor& x, const Tensor& y) {
-    return deriv(x, y, [e](auto a, auto) { return decltype(a)(e * std::pow(a, decltype(a)(e - 1))); });
+    // x^0 is constant: its derivative is 0 everywhere, also at x = 0 where 0 * 0^-1 would be NaN.
+    return deriv(x, y, [e](auto a, auto) {
+      using T = decltype(a);
+      return e == 0 ? T(0) : T(e * std::pow(a, T(e - 1)));
+    });
   });
 }
 
