@@ -46,20 +46,17 @@ inline int bench_threads() {
 
 // Peak resident memory of this process, resettable (Linux: write 5 to /proc/self/clear_refs).
 inline void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
-inline double peak_rss_mib() {
+// A "VmXXX:  1234 kB" field of /proc/self/status, in MiB.
+inline double proc_status_mib(const char* field) {
   std::ifstream f("/proc/self/status");
   std::string line;
+  const std::string key = std::string(field) + ":";
   while (std::getline(f, line))
-    if (line.rfind("VmHWM:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+    if (line.rfind(key, 0) == 0) return std::atof(line.c_str() + key.size()) / 1024.0;
   return 0;
 }
-inline double current_rss_mib() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-  return 0;
-}
+inline double peak_rss_mib() { return proc_status_mib("VmHWM"); }
+inline double current_rss_mib() { return proc_status_mib("VmRSS"); }
 
 inline void set_flops(benchmark::State& state, double flops_per_iter) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

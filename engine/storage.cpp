@@ -15,13 +15,26 @@ void* aligned_alloc64(size_t nbytes) {
 }
 void aligned_free64(void* p) { std::free(p); }
 
+namespace detail {
+const DeviceBackend* make_cuda_backend();  // engine/cuda_bridge.cpp
+}
 namespace {
 const DeviceBackend* g_cuda = nullptr;
+bool g_cuda_probed = false;
 }
-void set_cuda_backend(const DeviceBackend* backend) { g_cuda = backend; }
-const DeviceBackend* cuda_backend() { return g_cuda; }
+void set_cuda_backend(const DeviceBackend* backend) {
+  g_cuda = backend;
+  g_cuda_probed = true;
+}
+const DeviceBackend* cuda_backend() {
+  if (!g_cuda_probed) {  // first use: ask the CUDA build (if any) whether a device is there
+    g_cuda = detail::make_cuda_backend();
+    g_cuda_probed = true;
+  }
+  return g_cuda;
+}
 const DeviceBackend& require_cuda(const char* what) {
-  EMBER_CHECK(g_cuda != nullptr, what,
+  EMBER_CHECK(cuda_backend() != nullptr, what,
               ": CUDA is not available (ember built without EMBER_CUDA, or no CUDA device/driver present)");
   return *g_cuda;
 }
@@ -33,8 +46,13 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
     data_ = require_cuda("Storage").alloc(nbytes);
 }
 
+Storage::Storage(void* external, size_t nbytes, Device device, std::function<void(void*)> release)
+    : data_(external), nbytes_(nbytes), device_(device), release_(std::move(release)) {}
+
 Storage::~Storage() {
-  if (device_ == Device::CPU)
+  if (release_)
+    release_(data_);
+  else if (device_ == Device::CPU)
     aligned_free64(data_);
   else if (g_cuda)
     g_cuda->free(data_);

@@ -2,6 +2,7 @@
 // nothing and memory is freed when the last view goes away.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 #include "engine/dtype.h"
@@ -29,6 +30,9 @@ const DeviceBackend& require_cuda(const char* what);
 class Storage {
  public:
   Storage(size_t nbytes, Device device);
+  // Wraps memory owned elsewhere (e.g. a read-only file mapping): `release(data)` runs when the last
+  // tensor using it goes away, so a mapping can stay alive exactly as long as its tensors.
+  Storage(void* external, size_t nbytes, Device device, std::function<void(void*)> release);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -41,6 +45,7 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_ = Device::CPU;
+  std::function<void(void*)> release_;  // set only for wrapped external memory
 };
 
 }  // namespace ember

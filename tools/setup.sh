@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's first command: install Debian dependencies, build ember (Release), run the main job.
+# The README's first command: install Debian dependencies, build ember (Release), run the main job:
+# all four milestone experiments on ember's own synthetic multimodal dataset (report in runs/synthetic/).
 #   bash tools/setup.sh            # everything
 #   EMBER_SKIP_APT=1 bash ...      # skip apt (dependencies already installed)
 # Build dir: build/ (override with EMBER_BUILD_DIR). CUDA is built when nvcc is found (EMBER_CUDA=AUTO).
@@ -31,4 +32,4 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${EMBER_CMAKE_ARG
 echo "== building"
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 echo "== main job"
-exec "$BUILD_DIR/apps/ember" demo
+exec "$BUILD_DIR/apps/ember" run -o runs/synthetic

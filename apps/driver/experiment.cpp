@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "data/config.h"
 #include "engine/error.h"
 
 namespace ember::driver {
@@ -73,15 +74,18 @@ void read_milestone(const nlohmann::json& j, const std::string& where, Milestone
   r.get("channels", m.channels);
   r.get("augment", m.augment);
   r.get("multitask", m.multitask);
+  r.get("unitask", m.unitask);
   r.get("backbone", m.backbone);
   r.get("weights", m.weights);
   r.get("image_size", m.image_size);
   r.get("normalization", m.normalization);
+  r.get("embeddings_file", m.embeddings_file);
   r.get("finetune_epochs", m.finetune_epochs);
   r.get("finetune_blocks", m.finetune_blocks);
   r.get("finetune_lr_factor", m.finetune_lr_factor);
   r.get("common_width", m.common_width);
   r.finish();
+  EMBER_CHECK(m.unitask || m.multitask.size() > 1, where, ": unitask false needs a multitask list of two or more targets");
   EMBER_CHECK(m.backbone == "m2" || m.backbone == "mobilenet_v1", where, ": backbone '", m.backbone,
               "' is not one of m2, mobilenet_v1");
 }
@@ -97,6 +101,10 @@ ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& so
   r.get("name", c.name);
   r.get("dataset", c.dataset);
   r.get("dataset_root", c.dataset_root);
+  if (auto* o = r.sub("dataset_overrides")) {
+    EMBER_CHECK(o->is_object(), where, ".dataset_overrides: expected a JSON object (a merge patch)");
+    c.dataset_overrides = *o;
+  }
   r.get("synthetic_rows", c.synthetic_rows);
   r.get("synthetic_image_size", c.synthetic_image_size);
   r.get("seed", c.seed);
@@ -127,6 +135,23 @@ ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& so
   double total = c.train_fraction + c.val_fraction + c.test_fraction;
   EMBER_CHECK(std::abs(total - 1.0) < 1e-6 && c.val_fraction > 0 && c.test_fraction > 0, where,
               ": split fractions must be positive and sum to 1 (got ", total, ")");
+  // A config downloaded from anywhere must not make the driver write outside its project. The run
+  // directory is runs/<name>, so the name is one plain path component; the files the driver creates
+  // (cache_file, split.file, embeddings_file) must resolve under the experiment file's parent folder
+  // (the repository for experiments/*.json, so "../runs/cache/x" stays allowed).
+  EMBER_CHECK(!c.name.empty() && c.name.find_first_of("/\\") == std::string::npos && c.name != "." && c.name != "..",
+              where, ": name '", c.name, "' must be a plain directory name (the run goes to runs/<name>)");
+  if (!source.empty()) {
+    const fs::path experiment_dir = fs::absolute(fs::path(source)).parent_path();
+    const std::string root = experiment_dir.parent_path().string();
+    auto inside = [&](const std::string& path, const std::string& what) {
+      if (!path.empty()) data::resolve_inside(root, (experiment_dir / path).lexically_normal().string(), where + ": " + what);
+    };
+    inside(c.cache_file, "cache_file");
+    inside(c.split_file, "split.file");
+    for (auto [key, m] : {std::pair{"m1", &c.m1}, {"m2", &c.m2}, {"m3", &c.m3}, {"m4", &c.m4}})
+      inside(m->embeddings_file, std::string(key) + ".embeddings_file");
+  }
   return c;
 }
 

@@ -33,11 +33,13 @@ struct MilestoneConfig {
   std::vector<int64_t> channels{16, 32, 64};
   bool augment = true;
   std::vector<std::string> multitask;  // e.g. {"age", "gender"}: one CNN, one head per target
+  bool unitask = true;                 // false: train only the multitask CNN, not one CNN per target
   // M3 (frozen backbone)
   std::string backbone = "m2";  // "mobilenet_v1" (weights below) | "m2" (the trained M2 trunk, frozen)
   std::string weights;          // safetensors path, relative to the experiment file
   int image_size = 0;           // backbone input size (0: the experiment's image_size)
   std::string normalization;    // "" | imagenet | minus_one_one | caffe
+  std::string embeddings_file;  // pretrained backbones: embeddings reused across runs (relative to the experiment)
   int64_t finetune_epochs = 0;  // > 0: also fine-tune the last blocks with a lower learning rate
   int64_t finetune_blocks = 2;
   double finetune_lr_factor = 0.1;
@@ -51,6 +53,7 @@ struct ExperimentConfig {
   nlohmann::json raw;       // as given, copied into the run directory
   std::string dataset;      // dataset config path, or "synthetic"
   std::string dataset_root; // optional root override for the dataset config
+  nlohmann::json dataset_overrides;  // JSON merge patch applied to the dataset config (e.g. features)
   int64_t synthetic_rows = 600;
   int synthetic_image_size = 32;
   uint64_t seed = 1;

@@ -2,6 +2,7 @@
 // M3 (a frozen backbone -> cached embeddings -> a classifier trained on the embeddings only, with
 // optional fine-tuning of the backbone's last blocks at a lower learning rate).
 #include <filesystem>
+#include <map>
 
 #include "apps/driver/progress.h"
 #include "apps/driver/run.h"
@@ -32,6 +33,16 @@ data::ImagePipeline augmented(const RunContext& ctx, bool augment) {
     p.contrast = 0.2f;
   }
   return p;
+}
+
+// A fingerprint of the dataset's row ids in order (FNV-1a), part of the embeddings file key.
+std::string ids_hash(const data::Dataset& ds) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const auto& id : ds.ids) {
+    for (unsigned char c : id) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ 0xff) * 1099511628211ULL;
+  }
+  return std::to_string(h);
 }
 
 std::shared_ptr<nn::SmallCNN> make_trunk(const RunContext& ctx, Generator& gen) {
@@ -65,11 +76,49 @@ nn::ModulePtr train_cnn(RunContext& ctx, const std::string& id, const std::strin
   return trunk;
 }
 
+// The optional M3 stage: backbone + the head trained on its embeddings, end to end on images, with
+// only the last `finetune_blocks` blocks of the backbone unfrozen and a lower learning rate.
+void finetune(RunContext& ctx, nn::Module& embedding_head_model, const HeadSpec& head) {
+  const auto& mc = ctx.cfg.m3;
+  EMBER_CHECK(ctx.m3_backbone, "M3 fine-tuning: no backbone");
+  auto features = std::dynamic_pointer_cast<nn::Sequential>(ctx.m3_backbone->child("features"));
+  EMBER_CHECK(features, "M3 fine-tuning: the backbone has no 'features' stack");
+  Generator gen(ctx.cfg.seed + 34);
+  HeadsModel model(ctx.m3_backbone, ctx.embeddings.shape()[1], {head}, mc.hidden, mc.dropout, gen);
+  model.load_state_dict(embedding_head_model.state_dict(), false);  // heads.* from the embeddings stage
+  model.freeze("trunk");
+  const int64_t blocks = int64_t(features->children().size());
+  for (int64_t b = std::max<int64_t>(0, blocks - mc.finetune_blocks); b < blocks; ++b)
+    model.unfreeze("trunk.features." + features->children()[size_t(b)].first);
+  data::ImagePipeline p = ctx.m3_pipeline;
+  p.hflip = true;
+  const int64_t bs = mc.train.batch_size;
+  auto cache = mc.backbone == "m2" ? ctx.cache : nullptr;
+  ImageSource train(ctx.ds, ctx.split.train, nullptr, loader_options(ctx, p, bs, true), cache, {head});
+  ImageSource val(ctx.ds, ctx.split.val, nullptr, loader_options(ctx, ctx.m3_pipeline, bs, false), cache, {head});
+  ImageSource test(ctx.ds, ctx.split.test, nullptr, loader_options(ctx, ctx.m3_pipeline, bs, false), cache, {head});
+  TrainConfig tc = mc.train;
+  tc.epochs = mc.finetune_epochs;
+  FitOptions fo;
+  fo.name = "M3-finetune " + head.target;
+  fo.run_dir = ctx.run_dir;
+  fo.seed = ctx.cfg.seed;
+  fo.lr_scale = mc.finetune_lr_factor;
+  fo.keep_eval = {ctx.m3_backbone.get()};
+  FitResult fr = fit(model, {head}, train, val, tc, fo);
+  Predictions pred = predict(model, {head}, test, fo.name + " test");
+  ctx.add_result(evaluate_head("M3-finetune", mc.backbone + " with its last " + std::to_string(mc.finetune_blocks) +
+                                                  " blocks fine-tuned", head, pred, 0, ctx.ds, ctx.groups),
+                 pred, 0, &fr, model.num_trainable_parameters());
+  model.freeze("trunk");  // leave the shared backbone frozen for M4
+}
+
 }  // namespace
 
 void run_m2(RunContext& ctx) {
   EMBER_CHECK(ctx.ds.has_images(), "M2: dataset ", ctx.ds.config.name, " has no images");
   for (const auto& head : ctx.heads) {
+    if (!ctx.cfg.m2.unitask) break;  // only the multitask CNN below
     auto trunk = train_cnn(ctx, "M2", "CNN from scratch", {head});
     if (!ctx.m2_trunk) {
       ctx.m2_trunk = trunk;
@@ -79,7 +128,11 @@ void run_m2(RunContext& ctx) {
   if (ctx.cfg.m2.multitask.size() > 1) {
     std::vector<HeadSpec> heads;
     for (const auto& t : ctx.cfg.m2.multitask) heads.push_back(make_head(ctx, t));
-    train_cnn(ctx, "M2-multitask", "CNN from scratch, one trunk and a head per target", heads);
+    auto trunk = train_cnn(ctx, "M2-multitask", "CNN from scratch, one trunk and a head per target", heads);
+    if (!ctx.m2_trunk) {  // no unitask CNN: the multitask trunk is the "m2" backbone of M3
+      ctx.m2_trunk = trunk;
+      ctx.m2_width = std::static_pointer_cast<nn::SmallCNN>(trunk)->embedding_width();
+    }
   }
 }
 
@@ -109,6 +162,34 @@ Tensor compute_embeddings(RunContext& ctx) {
   }
   backbone->eval();
   backbone->freeze();
+  ctx.m3_backbone = backbone;
+  ctx.m3_pipeline = p;
+  // A pretrained backbone gives the same embeddings every run: with m3.embeddings_file they are
+  // computed once and reused by later runs (e.g. the gender and age experiments on one dataset),
+  // when the file's key (backbone, weights, input pipeline, dataset ids) matches this run's.
+  const std::string shared_path = resolve_config_path(ctx.cfg, mc.embeddings_file);
+  std::map<std::string, std::string> key{{"backbone", mc.backbone},
+                                         {"weights", std::filesystem::path(mc.weights).filename().string()},
+                                         {"pipeline", p.describe() + ",out=" + std::to_string(p.out_h) + "x" + std::to_string(p.out_w) +
+                                                      ",norm=" + std::to_string(int(p.normalization))},
+                                         {"dataset", ctx.ds.config.name},
+                                         {"rows", std::to_string(ctx.ds.size())},
+                                         {"ids_hash", ids_hash(ctx.ds)}};
+  if (!shared_path.empty() && mc.backbone != "m2" && std::filesystem::exists(shared_path)) {
+    std::map<std::string, std::string> meta;
+    auto loaded = load_safetensors(shared_path, &meta);
+    bool match = loaded.count("embeddings") > 0;
+    for (const auto& [k, v] : key) match = match && meta.count(k) && meta.at(k) == v;
+    if (match) {
+      if (!Progress::global_quiet())
+        std::fprintf(stderr, "M3: reusing embeddings %s from %s\n", shape_str(loaded["embeddings"].shape()).c_str(),
+                     shared_path.c_str());
+      save_safetensors(cache_path, {{"embeddings", loaded["embeddings"]}}, key);
+      return loaded["embeddings"];
+    }
+    std::fprintf(stderr, "M3: %s was made for another backbone, pipeline or dataset: recomputing\n",
+                 shared_path.c_str());
+  }
   std::vector<int64_t> rows = ctx.split.train;
   rows.insert(rows.end(), ctx.split.val.begin(), ctx.split.val.end());
   rows.insert(rows.end(), ctx.split.test.begin(), ctx.split.test.end());
@@ -132,7 +213,11 @@ Tensor compute_embeddings(RunContext& ctx) {
     bar.update(++batches, done);
   }
   bar.done("embeddings " + shape_str(out.shape()));
-  save_safetensors(cache_path, {{"embeddings", out}}, {{"backbone", mc.backbone}});
+  save_safetensors(cache_path, {{"embeddings", out}}, key);
+  if (!shared_path.empty() && mc.backbone != "m2") {
+    std::filesystem::create_directories(std::filesystem::path(shared_path).parent_path());
+    save_safetensors(shared_path, {{"embeddings", out}}, key);
+  }
   return out;
 }
 
@@ -158,6 +243,7 @@ void run_m3(RunContext& ctx) {
     Predictions pred = predict(model, {head}, test, fo.name + " test");
     ctx.add_result(evaluate_head("M3", "frozen " + mc.backbone + " embeddings + MLP", head, pred, 0, ctx.ds, ctx.groups),
                    pred, 0, &fr, model.num_parameters());
+    if (mc.finetune_epochs > 0) finetune(ctx, model, head);
   }
 }
 

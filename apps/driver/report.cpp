@@ -51,7 +51,7 @@ std::string render_html(const Report& rep) {
   h << "<!DOCTYPE html><html><head><meta charset='utf-8'><title>" << svg::escape(rep.title) << "</title><style>"
     << "body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse;margin:8px 0}"
     << "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f3f3f3}"
-    << "td:first-child,th:first-child{text-align:left}.charts{display:flex;flex-wrap:wrap;gap:12px}"
+    << "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}.charts{display:flex;flex-wrap:wrap;gap:12px}"
     << "section{border-top:2px solid #ddd;margin-top:24px}</style></head><body>";
   h << "<h1>" << svg::escape(rep.title) << "</h1><p>Dataset: <b>" << svg::escape(rep.dataset) << "</b>. Split file: <code>"
     << svg::escape(rep.split_file) << "</code>. All models are evaluated on the same test rows.</p>";

@@ -92,6 +92,16 @@ void prepare(RunContext& ctx) {
     so.seed = cfg.seed;
     auto made = data::write_synthetic_dataset(ctx.run_dir + "/data", so);
     ctx.ds = data::load_dataset(made.config_path);
+  } else if (cfg.dataset_overrides.is_object() && !cfg.dataset_overrides.empty()) {
+    // The experiment adjusts the shared dataset config (e.g. which columns are features) without a
+    // copy of it: merge-patch the JSON, then parse it as if it were the file.
+    const std::string path = resolve_config_path(cfg, cfg.dataset);
+    std::ifstream f(path);
+    EMBER_CHECK(f.good(), "experiment: cannot open dataset config '", path, "'");
+    nlohmann::json j = nlohmann::json::parse(f);
+    j.merge_patch(cfg.dataset_overrides);
+    ctx.ds = data::load_dataset(data::parse_dataset_config(j.dump(), fs::path(path).parent_path().string(),
+                                                           cfg.dataset_root, path));
   } else {
     ctx.ds = data::load_dataset(resolve_config_path(cfg, cfg.dataset), cfg.dataset_root);
   }

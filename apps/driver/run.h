@@ -39,6 +39,8 @@ struct RunContext {
   // Hand-offs between milestones.
   nn::ModulePtr m2_trunk;
   int64_t m2_width = 0;
+  nn::ModulePtr m3_backbone;        // the frozen backbone behind the embeddings
+  data::ImagePipeline m3_pipeline;  // its input pipeline (size, normalisation)
   Tensor embeddings;  // [ds.size(), D], rows of the split filled
   std::map<std::string, Predictions> test_predictions;  // "M1/label" -> predictions
 

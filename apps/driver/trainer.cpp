@@ -145,6 +145,7 @@ FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource
   for (int64_t epoch = 0; epoch < cfg.epochs; ++epoch) {
     schedule->apply(*optimizer, epoch);
     model.train();
+    for (auto* m : opt.keep_eval) m->eval();
     train.start_epoch(epoch);
     Progress bar(opt.name + " epoch " + std::to_string(epoch + 1) + "/" + std::to_string(cfg.epochs), train.num_batches(),
                  false);
@@ -153,6 +154,10 @@ FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource
     int64_t seen = 0, batch = 0;
     Predictions::Head train_head0;  // running predictions of head 0 (Keras-style train metric)
     while (train.next(b)) {
+      // Check the batch BEFORE the forward pass: an inf can vanish inside the model (Linear turns it
+      // into -inf, ReLU into 0) and surface only as a NaN gradient, blamed on a parameter, not the data.
+      if (std::string bad = first_bad_input(b); bad != "inputs are finite")
+        non_finite("the batch is not finite", opt, epoch, batch, bad);
       auto outs = model.call_many(b.inputs);
       Tensor loss = batch_loss(heads, outs, b);
       const double lv = loss.item();

@@ -18,6 +18,8 @@ struct FitOptions {
   uint64_t seed = 1;
   std::vector<Tensor> params;  // parameters to train (default: the model's trainable ones)
   double lr_scale = 1.0;
+  // Kept in eval mode while the rest trains (a frozen backbone's BatchNorm keeps its statistics).
+  std::vector<nn::Module*> keep_eval;
 };
 
 struct FitResult {
