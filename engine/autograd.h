@@ -56,4 +56,12 @@ inline bool needs_grad(const Node& n, size_t i) { return i < n.needs_grad.size()
 using BackwardObserver = std::function<void(const Node& node, const Tensor& grad_output)>;
 void set_backward_observer(BackwardObserver obs);
 
+// Forward observer (thread-local: it sees the ops run on the thread that set it). Called by record()
+// for every op that reaches it, after the op computed `out`, whether or not history is attached
+// (grad mode off, or no input needing a gradient): `out.grad_fn()` is set when it was. `inputs` are
+// the op's recorded tensor inputs (weights included). One hook, so explain can list, cost and time
+// each forward op without the ops knowing about it. nullptr to remove.
+using ForwardObserver = std::function<void(const char* op, const Tensor& out, const std::vector<Tensor>& inputs)>;
+void set_forward_observer(ForwardObserver obs);
+
 }  // namespace ember
