@@ -5,12 +5,14 @@
 //   ember eval RUN_DIR               recompute test metrics from a run's saved predictions
 //   ember report RUN_DIR             rebuild report.html / summary.md from results.json
 //   ember demo | kernels             tiny spiral training run | kernel variants per op
+//   ember explain --model cnn        one training step, narrated op by op (apps/driver/explain.h)
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 
 #include "apps/demo.h"
 #include "apps/driver/commands.h"
+#include "apps/driver/explain.h"
 #include "kernels/registry.h"
 
 int main(int argc, char** argv) {
@@ -47,6 +49,26 @@ int main(int argc, char** argv) {
 
   auto* kernels_cmd = app.add_subcommand("kernels", "List kernel variants and the active one per op");
 
+  drv::ExplainOptions ex;
+  auto* explain = app.add_subcommand("explain", "Run one training step and narrate it: data path, forward ops with "
+                                                "FLOPs/bytes/time, the backward tape, the update, totals vs peak");
+  explain->add_option("--model", ex.model, "mlp | cnn | vgg16")->check(CLI::IsMember({"mlp", "cnn", "vgg16"}));
+  explain->add_option("--image-size", ex.image_size, "Network input size (pixels)");
+  explain->add_option("--batch", ex.batch, "Batch size");
+  explain->add_option("--num-classes", ex.num_classes, "Classifier outputs (default: the dataset target's classes)");
+  explain->add_option("--dataset", ex.dataset, "Dataset config JSON (default: a synthetic dataset)");
+  explain->add_option("--work-dir", ex.work_dir, "Where to write the synthetic dataset (default: a temp dir, removed)");
+  explain->add_option("--optimizer", ex.optimizer, "sgd | adam | adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}));
+  explain->add_option("--lr", ex.lr, "Learning rate");
+  explain->add_option("--normalization", ex.normalization, "none | imagenet | minus_one_one | caffe");
+  explain->add_flag("--forward-only", ex.forward_only, "Stop after the forward pass and the loss");
+  explain->add_flag("!--no-warmup", ex.warmup, "Time the first forward cold (default: one untimed warm-up pass)");
+  explain->add_flag("--fuse-bn-relu", ex.fuse_bn_relu, "cnn: BatchNorm applies the ReLU itself");
+  explain->add_option("--freeze", ex.freeze, "Freeze parameters under this name prefix (e.g. features)");
+  explain->add_option("--peak-gflops", ex.peak_gflops, "Machine peak GFLOP/s (default: measure an FMA loop)");
+  explain->add_option("--seed", ex.seed, "Seed (data and weights)");
+  explain->add_flag("--json", ex.json, "Print one JSON document instead of text");
+
   CLI11_PARSE(app, argc, argv);
   args.quiet = quiet;
   demo.quiet = quiet;
@@ -56,6 +78,7 @@ int main(int argc, char** argv) {
     if (*embed) return drv::cmd_embed(args);
     if (*eval) return drv::cmd_eval(args);
     if (*report) return drv::cmd_report(args);
+    if (*explain) return drv::cmd_explain(ex);
     if (*demo_cmd) {
       auto r = ember::apps::run_demo(demo);
       std::printf("demo: final loss %.4f, training accuracy %.3f\n", r.loss, r.accuracy);
