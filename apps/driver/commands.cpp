@@ -104,6 +104,7 @@ int cmd_report(const CommandArgs& a) {
   Report rep;
   rep.title = j.value("title", "ember experiment");
   rep.dataset = j.value("dataset", "");
+  rep.split_file = j.value("split_file", "");
   rep.info = j.value("info", nlohmann::json::object());
   for (const auto& r : j["results"]) {
     MilestoneResult m;

@@ -130,7 +130,7 @@ void write_report(const Report& rep, const std::string& dir) {
   nlohmann::json all = nlohmann::json::array();
   for (auto& r : rep.results) all.push_back(to_json(r));
   std::ofstream(dir + "/results.json") << nlohmann::json{{"title", rep.title}, {"dataset", rep.dataset},
-                                                         {"info", rep.info}, {"results", all}}.dump(2);
+                                                         {"split_file", rep.split_file}, {"info", rep.info}, {"results", all}}.dump(2);
 }
 
 }  // namespace ember::driver

@@ -17,6 +17,16 @@ std::string fmt(double v) {
   return buf;
 }
 
+// The smallest 1, 2, 2.5 or 5 times a power of ten at or above v, so bar axes end on a round number
+// (metrics in [0, 1] get a 0..1 axis instead of one that ends at the tallest bar).
+double nice_ceiling(double v) {
+  if (!(v > 0) || !std::isfinite(v)) return 1;
+  const double p = std::pow(10.0, std::floor(std::log10(v)));
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0})
+    if (m * p >= v * (1 - 1e-9)) return m * p;
+  return 10 * p;
+}
+
 void legend(std::ostringstream& os, const std::vector<Series>& series, int x, int y) {
   for (size_t i = 0; i < series.size(); ++i) {
     int yy = y + int(i) * 14;
@@ -82,14 +92,24 @@ std::string line_chart(const std::string& title, const std::string& x_label, con
 
 std::string bar_chart(const std::string& title, const std::vector<std::string>& cats, const std::vector<Series>& series,
                       int width, int height) {
-  const int left = 48, right = 110, top = 24, bottom = 48;
-  const int pw = width - left - right, ph = height - top - bottom;
+  const int left = 48, right = 110, top = 24;
+  const int pw = width - left - right;
+  const double group_w = cats.empty() ? pw : double(pw) / double(cats.size());
+  // Category labels that do not fit under their group (many subgroups, long names such as
+  // "lower extremity (n=69)") are drawn slanted, and the chart grows downwards to hold them.
+  size_t longest = 0;
+  for (auto& c : cats) longest = std::max(longest, c.size());
+  const double char_w = 5.0;  // about the width of one 9 px sans-serif character
+  const bool slanted = double(longest) * char_w > group_w * 0.95;
+  const int label_h = slanted ? int(double(longest) * char_w * 0.62) + 10 : 0;
+  const int bottom = 48 + label_h;
+  height += label_h;
+  const int ph = height - top - bottom;
   double hi = 0;
   for (auto& s : series)
     for (double v : s.values)
       if (std::isfinite(v)) hi = std::max(hi, v);
-  if (hi <= 0) hi = 1;
-  const double group_w = cats.empty() ? pw : double(pw) / double(cats.size());
+  hi = nice_ceiling(hi);
   const double bar_w = group_w * 0.8 / double(std::max<size_t>(series.size(), 1));
   std::ostringstream os;
   os << "<svg class='chart bar-chart' xmlns='http://www.w3.org/2000/svg' width='" << width << "' height='" << height
@@ -110,8 +130,12 @@ std::string bar_chart(const std::string& title, const std::vector<std::string>& 
          << "' height='" << h << "' fill='" << color(s) << "'><title>" << escape(series[s].name) << " " << escape(cats[c])
          << ": " << fmt(v) << "</title></rect>";
     }
-    os << "<text x='" << left + group_w * (double(c) + 0.5) << "' y='" << top + ph + 14
-       << "' text-anchor='middle' font-size='9'>" << escape(cats[c]) << "</text>";
+    const double lx = left + group_w * (double(c) + 0.5), ly = top + ph + 14;
+    if (slanted)
+      os << "<text x='" << lx << "' y='" << ly - 4 << "' text-anchor='end' font-size='9' transform='rotate(-45 " << lx
+         << ' ' << ly - 4 << ")'>" << escape(cats[c]) << "</text>";
+    else
+      os << "<text x='" << lx << "' y='" << ly << "' text-anchor='middle' font-size='9'>" << escape(cats[c]) << "</text>";
   }
   legend(os, series, left + pw + 8, top + 10);
   os << "</svg>";
