@@ -84,6 +84,37 @@ NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
 void set_backward_observer(BackwardObserver obs) { g_observer = std::move(obs); }
 void set_forward_observer(ForwardObserver obs) { t_forward_observer = std::move(obs); }
 
+namespace {
+// The graph needs of a non-leaf input only its grad_fn and shape (where its gradient goes, and a
+// check of it). Keeping the whole tensor would hold every activation of the forward pass until the
+// backward, including those no backward saved (a ReLU's input, a max pool's input): a handle
+// without storage lets them be freed as soon as the forward moves on, like PyTorch's graph.
+// Leaves stay as they are: their gradient accumulates in the leaf's own TensorImpl.
+std::vector<Tensor> hollow_non_leaves(const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> out;
+  out.reserve(inputs.size());
+  for (const Tensor& in : inputs) {
+    if (!in.defined() || !in.grad_fn()) {
+      out.push_back(in);
+      continue;
+    }
+    auto h = std::make_shared<TensorImpl>();
+    const TensorImpl& src = in.impl();
+    // An empty storage of the same device (device() still answers; data is gone on purpose).
+    h->storage = std::make_shared<Storage>(nullptr, 0, in.device(), [](void*) {});
+    h->offset = src.offset;
+    h->shape = src.shape;
+    h->strides = src.strides;
+    h->dtype = src.dtype;
+    h->requires_grad = src.requires_grad;
+    h->grad_fn = src.grad_fn;
+    h->name = src.name;
+    out.push_back(Tensor(h));
+  }
+  return out;
+}
+}  // namespace
+
 Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn backward) {
   if (!t_grad_enabled) return notify_forward(op, out, inputs);
   bool any = false;
@@ -95,7 +126,7 @@ Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn
   if (!any) return notify_forward(op, out, inputs);
   std::shared_ptr<Node> node(new Node(), NodeDeleter{});
   node->op = op;
-  node->inputs = std::move(inputs);
+  node->inputs = hollow_non_leaves(inputs);
   node->needs_grad = std::move(needs);
   node->backward = std::move(backward);
   node->output_shape = out.shape();
@@ -103,7 +134,7 @@ Tensor record(const char* op, Tensor out, std::vector<Tensor> inputs, BackwardFn
   node->sequence = g_sequence++;
   out.impl().grad_fn = std::move(node);
   out.impl().requires_grad = true;
-  return notify_forward(op, out, out.grad_fn()->inputs);
+  return notify_forward(op, out, inputs);  // the real inputs: observers match them by identity
 }
 
 Tensor& Tensor::requires_grad_(bool on) {

@@ -65,12 +65,15 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const 
   dispatch_float(x.dtype(), "conv2d", [&]<class T>() {
     cpu::conv2d_forward<T>(s, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>());
   });
-  return record("conv2d", y, {x_in, w_in, b_in}, [x, w, s, has_b = b.defined()](const Tensor& g_in) {
+  // The data gradient of a network's input image is never used: skip it (a whole backward GEMM
+  // plus col2im per image for a first conv layer).
+  const bool need_gx = x_in.requires_grad();
+  return record("conv2d", y, {x_in, w_in, b_in}, [x, w, s, has_b = b.defined(), need_gx](const Tensor& g_in) {
     Tensor g = g_in.contiguous();
-    Tensor gx = Tensor::empty(x.shape(), x.dtype()), gw = Tensor::empty(w.shape(), w.dtype());
+    Tensor gx = need_gx ? Tensor::empty(x.shape(), x.dtype()) : Tensor(), gw = Tensor::empty(w.shape(), w.dtype());
     Tensor gb = has_b ? Tensor::empty({s.K}, w.dtype()) : Tensor();
     dispatch_float(x.dtype(), "conv2d_backward", [&]<class T>() {
-      cpu::conv2d_backward_data<T>(s, g.data<T>(), w.data<T>(), gx.data<T>());
+      if (need_gx) cpu::conv2d_backward_data<T>(s, g.data<T>(), w.data<T>(), gx.data<T>());
       cpu::conv2d_backward_weight<T>(s, x.data<T>(), g.data<T>(), gw.data<T>(), has_b ? gb.data<T>() : nullptr);
     });
     return std::vector<Tensor>{gx, gw, gb};

@@ -53,11 +53,51 @@ std::vector<int64_t> all_dims(const Tensor& x) {
 
 }  // namespace
 
+namespace {
+// Leading dims of a contiguous tensor reduced (a bias gradient: sum over the batch of [N, F]):
+// sum the rows into per-column double accumulators instead of transposing x into a copy first.
+// Same additions in the same order as the general path, so the results are identical.
+bool sums_leading_dims(const Tensor& x, const std::vector<int64_t>& dims) {
+  if (!x.is_contiguous() || dims.empty() || int64_t(dims.size()) >= x.dim()) return false;
+  for (size_t i = 0; i < dims.size(); ++i)
+    if (dims[i] != int64_t(i)) return false;
+  return true;
+}
+template <class T>
+void sum_leading(const T* x, int64_t rows, int64_t cols, T* out) {
+  constexpr int64_t kBlock = 256;  // columns per task: accumulators stay in L1
+#pragma omp parallel for if (rows * cols > 65536) schedule(static)
+  for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+    const int64_t width = std::min(kBlock, cols - c0);
+    double acc[kBlock] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = x + r * cols + c0;
+      for (int64_t j = 0; j < width; ++j) acc[j] += double(row[j]);
+    }
+    for (int64_t j = 0; j < width; ++j) out[c0 + j] = T(acc[j]);
+  }
+}
+}  // namespace
+
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_floating("sum", x);
-  Plan p = plan_reduction(x, dims, keepdim, "sum");
+  Plan p;
+  const bool leading = sums_leading_dims(x, dims);
+  if (leading) {  // shapes as plan_reduction gives them, without the permuted copy
+    check_cpu("sum", x);
+    for (int64_t i = 0; i < x.dim(); ++i) {
+      const bool red = i < int64_t(dims.size());
+      p.keep_shape.push_back(red ? 1 : x.shape()[i]);
+      if (!red) p.out_shape.push_back(x.shape()[i]);
+      (red ? p.inner : p.outer) *= x.shape()[i];
+    }
+    if (keepdim) p.out_shape = p.keep_shape;
+  } else {
+    p = plan_reduction(x, dims, keepdim, "sum");
+  }
   Tensor out = Tensor::empty(p.out_shape, x.dtype());
   dispatch_float(x.dtype(), "sum", [&]<class T>() {
+    if (leading) return sum_leading<T>(x.data<T>(), p.inner, p.outer, out.data<T>());
     const T* r = p.rows.data<T>();
     T* o = out.data<T>();
     const int64_t outer = p.outer, inner = p.inner;

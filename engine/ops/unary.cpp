@@ -78,8 +78,12 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 
 Tensor relu(const Tensor& x) {
   Tensor y = unary_map("relu", x, [](auto v) { return v > 0 ? v : decltype(v)(0); });
-  return record_unary("relu", x, y, [](const Tensor& x, const Tensor& y) {
-    return deriv(x, y, [](auto a, auto) { return decltype(a)(a > 0 ? 1 : 0); });
+  // y > 0 exactly where x > 0, so the backward keeps only y: the input (often a conv output) can be
+  // freed after the forward, and the mask is applied in one pass without a derivative tensor.
+  return record("relu", y, {x}, [y = y.detach()](const Tensor& g) {
+    return std::vector<Tensor>{binary_map("relu_backward", g, y, [](auto gv, auto yv) {
+      return yv > 0 ? gv : decltype(gv)(0);
+    })};
   });
 }
 

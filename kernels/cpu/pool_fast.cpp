@@ -2,6 +2,8 @@
 // race), windows clipped once per output instead of bounds checks per tap, and a dedicated
 // 2x2 / stride-2 / no-padding max pool (every VGG pooling layer). Results match pool_ref.cpp:
 // same scan order, same tie and NaN rules, so the argmax indices are identical.
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -33,12 +35,58 @@ struct MaxTracker {
   }
 };
 
+__attribute__((target("avx2,fma"))) inline void split_even_odd_avx2(const float* r, __m256& even, __m256& odd) {
+  const __m256 lo = _mm256_loadu_ps(r), hi = _mm256_loadu_ps(r + 8);
+  even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+  odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+}
+// MaxTracker::consider on 8 lanes; `off` holds each lane's winning offset (int32 bits) in the window.
+__attribute__((target("avx2,fma"))) inline void consider_avx2(__m256 v, __m256 v_off, __m256& best, __m256& off) {
+  const __m256 best_nan = _mm256_cmp_ps(best, best, _CMP_UNORD_Q);
+  const __m256 wins = _mm256_or_ps(_mm256_cmp_ps(v, best, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  const __m256 take = _mm256_andnot_ps(best_nan, wins);
+  best = _mm256_blendv_ps(best, v, take);
+  off = _mm256_blendv_ps(off, v_off, take);
+}
+
+// AVX2 2x2 max pool of outputs q0 .. q0+7 of row p: the MaxTracker rules on 8 lanes at once
+// (the scalar loop's data-dependent branches mispredicted on every other window). Returns the
+// next q to do. Even/odd columns are split with a shuffle + cross-lane permute.
+__attribute__((target("avx2,fma"))) int64_t max_pool_2x2_row_avx2(const float* r0, const float* r1, int64_t W,
+                                                                  int64_t base, int64_t Q, float* yrow,
+                                                                  int64_t* arow) {
+  const __m256i lane2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+  const __m256 off_b = _mm256_castsi256_ps(_mm256_set1_epi32(1)),
+               off_c = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(W))),
+               off_d = _mm256_castsi256_ps(_mm256_set1_epi32(int32_t(W + 1)));
+  int64_t q = 0;
+  for (; q + 8 <= Q; q += 8) {
+    __m256 a, b, c, d;
+    split_even_odd_avx2(r0 + 2 * q, a, b);
+    split_even_odd_avx2(r1 + 2 * q, c, d);
+    __m256 best = a, off = _mm256_setzero_ps();
+    consider_avx2(b, off_b, best, off);
+    consider_avx2(c, off_c, best, off);
+    consider_avx2(d, off_d, best, off);
+    _mm256_storeu_ps(yrow + q, best);
+    const __m256i idx = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(int32_t(base + 2 * q)), lane2),
+                                         _mm256_castps_si256(off));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(arow + q), _mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(arow + q + 4),
+                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1)));
+  }
+  return q;
+}
+
 void max_pool_2x2_plane(const float* xp, int64_t W, int64_t P, int64_t Q, float* yp, int64_t* ap) {
+  // int32 lane arithmetic for the indices: fine for any plane below 2^31 elements.
+  const bool simd = kernels::has_avx2() && 2 * P * W + W < (int64_t(1) << 31);
   for (int64_t p = 0; p < P; ++p) {
     const float* r0 = xp + 2 * p * W;
     const float* r1 = r0 + W;
     const int64_t base = 2 * p * W;
-    for (int64_t q = 0; q < Q; ++q) {
+    const int64_t q_done = simd ? max_pool_2x2_row_avx2(r0, r1, W, base, Q, yp + p * Q, ap + p * Q) : 0;
+    for (int64_t q = q_done; q < Q; ++q) {
       const int64_t w = 2 * q;
       MaxTracker m{r0[w], base + w};
       m.consider(r0[w + 1], base + w + 1);
