@@ -118,7 +118,10 @@ DatasetConfig parse_dataset_config(const std::string& json_text, const std::stri
     c.max_pixels = j.value("max_pixels", c.max_pixels);
   } catch (const json::exception& e) {
     throw Error(detail::cat(source, ": bad dataset config: ", e.what()));
+  } catch (const Error& e) {  // a bad task, a path escaping its root, ...: say which config
+    throw Error(detail::cat(source, ": ", e.what()));
   }
+  if (c.max_pixels <= 0) throw Error(detail::cat(source, ": max_pixels must be positive (got ", c.max_pixels, ")"));
   if (c.id_column.empty() && !c.image_column.empty()) c.id_column = c.image_column;
   if (c.csv.empty() && c.filename_pattern.empty())
     throw Error(detail::cat(source, ": a dataset needs a 'csv' table or a 'filename_pattern' to label images"));

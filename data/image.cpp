@@ -34,6 +34,64 @@ bool jpeg_has_end_marker(const uint8_t* b, size_t n) {
   return false;
 }
 
+bool is_png(const uint8_t* b, size_t n) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  return n >= 8 && std::equal(kSignature, kSignature + 8, b);
+}
+
+// A complete PNG ends with the IEND chunk (length 0, "IEND", CRC AE 42 60 82); stb reports a cut
+// file only when it decodes it, so the header-only check looks at the tail like it does for JPEG
+// (allowing some trailing bytes, as for the JPEG end marker).
+bool png_has_end_chunk(const uint8_t* b, size_t n) {
+  static const uint8_t kIend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+  const uint8_t* lo = b + (n > 256 ? n - 256 : 0);
+  return std::search(lo, b + n, kIend, kIend + 12) != b + n;
+}
+
+// stb_image 2.27 (Debian's) writes past its Huffman tables when a DHT segment declares more than
+// 256 codes (found by tests/fuzz/fuzz_image; stb 2.28 refuses it). We cannot patch the system
+// header, so walk the marker segments first, following stb's own reading of a DHT (tables read
+// until the declared length is used up, bytes past the end of the file read as 0).
+std::string jpeg_huffman_problem(const uint8_t* b, size_t n) {
+  auto at = [&](size_t i) -> int { return i < n ? b[i] : 0; };
+  for (size_t i = 0; i + 4 <= n;) {
+    const int m = b[i + 1];
+    if (b[i] != 0xFF || m == 0xFF || m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+      ++i;  // entropy-coded data, fill bytes, stuffed zeros, SOI and restart markers carry no length
+      continue;
+    }
+    if (m == 0xD9) break;  // end of image
+    const int64_t len = (int64_t(b[i + 2]) << 8) | b[i + 3];
+    if (m == 0xC4) {
+      int64_t left = len - 2;
+      for (size_t p = i + 4; left > 0;) {
+        int codes = 0;
+        for (size_t k = 1; k <= 16; ++k) codes += at(p + k);
+        if (codes > 256) return detail::cat("corrupt JPEG (a Huffman table at byte ", p, " declares ", codes, " codes; at most 256)");
+        p += 17 + size_t(codes);
+        left -= 17 + codes;
+      }
+      if (left != 0) return "";  // stb stops at this malformed segment itself
+    }
+    i += 2 + size_t(len);
+  }
+  return "";
+}
+
+// stb_image sizes its IDAT buffer from each chunk's DECLARED length before reading it, so an
+// 80-byte PNG can make it allocate 2 GB (found by fuzz_image). Refuse chunks that run past the file.
+std::string png_chunk_problem(const uint8_t* b, size_t n) {
+  for (size_t i = 8; i + 8 <= n;) {
+    const uint64_t len = (uint64_t(b[i]) << 24) | (uint64_t(b[i + 1]) << 16) | (uint64_t(b[i + 2]) << 8) | b[i + 3];
+    if (len + 12 > n - i)
+      return detail::cat("corrupt PNG (chunk '", std::string(reinterpret_cast<const char*>(b + i + 4), 4), "' at byte ", i,
+                         " declares ", len, " bytes, past the end of the file)");
+    if (std::equal(b + i + 4, b + i + 8, "IEND")) break;
+    i += 12 + size_t(len);
+  }
+  return "";
+}
+
 inline uint8_t to_u8(float v) { return uint8_t(std::clamp(v + 0.5f, 0.0f, 255.0f)); }
 
 }  // namespace
@@ -48,17 +106,27 @@ std::string check_image_file(const std::string& path, int64_t max_pixels) {
   } catch (const Error&) {
     return "unreadable image file";
   }
+  if (is_png(bytes.data(), bytes.size()))
+    if (std::string why = png_chunk_problem(bytes.data(), bytes.size()); !why.empty()) return why;
+  if (!bytes.empty() && bytes[0] == 0xFF)  // before stb sees it (it skips 0xFF fill before SOI, so not is_jpeg)
+    if (std::string why = jpeg_huffman_problem(bytes.data(), bytes.size()); !why.empty()) return why;
   int w = 0, h = 0, c = 0;
   if (!stb::info_from_memory(bytes.data(), bytes.size(), &w, &h, &c))
     return detail::cat("not a readable image (", stb::failure_reason(), ")");
   if (int64_t(w) * h > max_pixels) return detail::cat("image is ", w, "x", h, ", over the limit of ", max_pixels, " pixels");
   if (is_jpeg(bytes.data(), bytes.size()) && !jpeg_has_end_marker(bytes.data(), bytes.size()))
     return "truncated JPEG (no end-of-image marker)";
+  if (is_png(bytes.data(), bytes.size()) && !png_has_end_chunk(bytes.data(), bytes.size()))
+    return "truncated PNG (no IEND chunk at the end)";
   return "";
 }
 
 Image decode_image_memory(const uint8_t* bytes, size_t size, int64_t max_pixels, const std::string& name) {
   if (size == 0) throw Error(detail::cat("image '", name, "': zero-byte file"));
+  if (is_png(bytes, size))
+    if (std::string why = png_chunk_problem(bytes, size); !why.empty()) throw Error(detail::cat("image '", name, "': ", why));
+  if (bytes[0] == 0xFF)  // before stb sees it: its header parser builds the Huffman tables (after any 0xFF fill)
+    if (std::string why = jpeg_huffman_problem(bytes, size); !why.empty()) throw Error(detail::cat("image '", name, "': ", why));
   int w = 0, h = 0, c = 0;
   if (!stb::info_from_memory(bytes, size, &w, &h, &c))
     throw Error(detail::cat("image '", name, "': cannot decode (", stb::failure_reason(), ")"));
