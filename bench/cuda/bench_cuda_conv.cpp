@@ -226,3 +226,5 @@ bool register_all() {
 const bool registered = register_all();
 
 }  // namespace
+
+BENCHMARK_MAIN();
