@@ -7,14 +7,6 @@
 
 namespace ember {
 
-void* aligned_alloc64(size_t nbytes) {
-  size_t rounded = (nbytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-void aligned_free64(void* p) { std::free(p); }
-
 namespace detail {
 const DeviceBackend* make_cuda_backend();  // engine/cuda_bridge.cpp
 }

@@ -5,13 +5,11 @@
 #include <functional>
 #include <memory>
 
+#include "engine/cpu_allocator.h"
 #include "engine/dtype.h"
 
 namespace ember {
 
-// 64-byte aligned so AVX-512 loads of a fresh tensor never split a cache line.
-void* aligned_alloc64(size_t nbytes);
-void aligned_free64(void* p);
 
 // What a device backend provides. The CUDA backend installs one at start-up (engine/cuda_bridge.cpp);
 // without it, asking for a CUDA tensor throws a clear error.

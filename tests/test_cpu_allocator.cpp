@@ -1,0 +1,92 @@
+// The CPU caching allocator (engine/cpu_allocator.h): alignment, reuse of freed large blocks, the
+// footprint bound (live + cached never above the peak an uncached allocator would reach) and the
+// off switch. Each test starts from an empty cache.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "engine/cpu_allocator.h"
+#include "engine/ops.h"
+
+using namespace ember;
+
+namespace {
+class CpuAllocator : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cpu_allocator_set_enabled(true);
+    cpu_allocator_release_cache();
+  }
+  void TearDown() override {
+    cpu_allocator_set_enabled(true);
+    cpu_allocator_set_slack(1.0);
+  }
+};
+constexpr size_t MiB = size_t(1) << 20;
+}  // namespace
+
+TEST_F(CpuAllocator, BlocksAre64ByteAlignedSmallAndLarge) {
+  for (size_t n : {size_t(0), size_t(1), size_t(100), size_t(4096), 3 * MiB + 7}) {
+    void* p = aligned_alloc64(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << n;
+    std::memset(p, 1, n);  // the whole request is writable (ASan checks it)
+    aligned_free64(p);
+  }
+}
+
+TEST_F(CpuAllocator, FreedLargeBlockIsReusedForTheSameSizeClass) {
+  const auto before = cpu_allocator_stats();
+  void* a = aligned_alloc64(5 * MiB);
+  aligned_free64(a);
+  EXPECT_EQ(cpu_allocator_stats().cached_bytes, int64_t(5 * MiB));
+  void* b = aligned_alloc64(5 * MiB - 100);  // same class (5 MiB is a class boundary)
+  EXPECT_EQ(b, a);
+  const auto after = cpu_allocator_stats();
+  EXPECT_EQ(after.hits - before.hits, 1);
+  EXPECT_EQ(after.misses - before.misses, 1);
+  EXPECT_EQ(after.cached_bytes, 0);
+  aligned_free64(b);
+}
+
+TEST_F(CpuAllocator, FootprintStaysWithinTheSlackAbovePeakLiveBytes) {
+  cpu_allocator_set_slack(0.25);
+  const int64_t peak0 = cpu_allocator_stats().peak_live_bytes;
+  void* a = aligned_alloc64(8 * MiB);
+  void* b = aligned_alloc64(8 * MiB);
+  aligned_free64(a);
+  aligned_free64(b);
+  ASSERT_EQ(cpu_allocator_stats().cached_bytes, int64_t(16 * MiB));
+  // A 12 MiB request misses; live + cached may not pass 1.25 x max(peak live, live + request).
+  void* c = aligned_alloc64(12 * MiB);
+  auto s = cpu_allocator_stats();
+  const double bound = 1.25 * double(std::max<int64_t>({peak0, int64_t(16 * MiB), int64_t(12 * MiB)}));
+  EXPECT_LE(double(s.live_bytes + s.cached_bytes), bound);
+  EXPECT_LT(s.cached_bytes, int64_t(16 * MiB)) << "something had to be released";
+  aligned_free64(c);
+  cpu_allocator_release_cache();
+  EXPECT_EQ(cpu_allocator_stats().cached_bytes, 0);
+}
+
+TEST_F(CpuAllocator, DisabledCacheKeepsNothing) {
+  cpu_allocator_set_enabled(false);
+  void* a = aligned_alloc64(4 * MiB);
+  aligned_free64(a);
+  EXPECT_EQ(cpu_allocator_stats().cached_bytes, 0);
+  EXPECT_FALSE(cpu_allocator_stats().enabled);
+}
+
+TEST_F(CpuAllocator, TensorsOfARepeatedStepAreServedFromTheCache) {
+  auto step = [] {
+    Tensor x = Tensor::ones({64, 32, 32, 32});  // 8 MiB
+    Tensor y = relu(x * 2.0);
+    return sum(y).item();
+  };
+  EXPECT_EQ(step(), 2.0 * 64 * 32 * 32 * 32);
+  const auto warm = cpu_allocator_stats();
+  EXPECT_EQ(step(), 2.0 * 64 * 32 * 32 * 32);
+  const auto s = cpu_allocator_stats();
+  EXPECT_EQ(s.misses, warm.misses) << "a second identical step should allocate nothing new";
+  EXPECT_GT(s.hits, warm.hits);
+}
