@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   explain->add_option("--normalization", ex.normalization, "none | imagenet | minus_one_one | caffe");
   explain->add_flag("--forward-only", ex.forward_only, "Stop after the forward pass and the loss");
   explain->add_flag("!--no-warmup", ex.warmup, "Time the first forward cold (default: one untimed warm-up pass)");
+  explain->add_option("--channels", ex.channels, "cnn: output channels of each conv block (default 16 32 64)");
+  explain->add_option("--convs-per-block", ex.convs_per_block, "cnn: conv-BN-ReLU units per block (default 1)");
   explain->add_flag("--fuse-bn-relu", ex.fuse_bn_relu, "cnn: BatchNorm applies the ReLU itself");
   explain->add_option("--freeze", ex.freeze, "Freeze parameters under this name prefix (e.g. features)");
   explain->add_option("--peak-gflops", ex.peak_gflops, "Machine peak GFLOP/s (default: measure an FMA loop)");

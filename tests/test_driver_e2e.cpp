@@ -86,4 +86,23 @@ TEST(DriverE2E, ConfigErrorsNameTheKey) {
   j = nlohmann::json::parse(default_experiment_json());
   j["split"] = {{"train", 0.8}, {"val", 0.1}, {"test", 0.2}};
   EXPECT_THROW(parse_experiment(j), std::exception);
+  // Enumerated values are checked at load time, naming the key and the value.
+  auto message = [](const nlohmann::json& bad) {
+    try {
+      parse_experiment(bad);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  j = nlohmann::json::parse(default_experiment_json());
+  j["regression_loss"] = "huber";
+  EXPECT_NE(message(j).find("regression_loss 'huber' is not one of mse, l1, smooth_l1"), std::string::npos) << message(j);
+  j = nlohmann::json::parse(default_experiment_json());
+  j["m2"]["convs_per_block"] = 0;
+  EXPECT_NE(message(j).find("m2: convs_per_block 0 must be between 1 and 8"), std::string::npos) << message(j);
+  j["m2"]["convs_per_block"] = 2;
+  j["regression_loss"] = "l1";
+  EXPECT_EQ(parse_experiment(j).m2.convs_per_block, 2);
+  EXPECT_EQ(parse_experiment(j).regression_loss, "l1");
 }

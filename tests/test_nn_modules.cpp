@@ -332,6 +332,23 @@ TEST(NnModule, FreezeUnfreezeByPrefix) {
   EXPECT_EQ(m.freeze("classifier."), 4);
 }
 
+TEST(NnModels, SmallCnnDoubleConvBlocksNamesAndShapes) {
+  Generator gen(5);
+  SmallCNN m({.channels = {4, 8}, .convs_per_block = 2, .num_classes = 3}, gen);
+  std::vector<std::string> names;
+  for (auto& [name, p] : m.named_parameters()) names.push_back(name + " " + shape_str(p.shape()));
+  // Block b: conv 3i, BN 3i+1 (ReLU 3i+2 has no parameters), pool at 6; the second conv maps out->out.
+  const std::vector<std::string> expected{
+      "features.0.0.weight [4, 3, 3, 3]", "features.0.1.weight [4]", "features.0.1.bias [4]",
+      "features.0.3.weight [4, 4, 3, 3]", "features.0.4.weight [4]", "features.0.4.bias [4]",
+      "features.1.0.weight [8, 4, 3, 3]", "features.1.1.weight [8]", "features.1.1.bias [8]",
+      "features.1.3.weight [8, 8, 3, 3]", "features.1.4.weight [8]", "features.1.4.bias [8]",
+      "classifier.0.weight [3, 8]",       "classifier.0.bias [3]"};
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(m(Tensor::uniform({2, 3, 8, 8}, -1, 1, gen)).shape(), (std::vector<int64_t>{2, 3}));
+  EXPECT_THROW(SmallCNN({.channels = {4}, .convs_per_block = 0}, gen), Error);
+}
+
 TEST(NnModule, TrainEvalIsRecursive) {
   Generator gen(8);
   MLP mlp({.in_features = 6, .hidden = {32}, .out_features = 2, .batch_norm = true, .dropout = 0.5}, gen);

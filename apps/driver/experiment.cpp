@@ -72,6 +72,7 @@ void read_milestone(const nlohmann::json& j, const std::string& where, Milestone
   r.get("hidden", m.hidden);
   r.get("dropout", m.dropout);
   r.get("channels", m.channels);
+  r.get("convs_per_block", m.convs_per_block);
   r.get("augment", m.augment);
   r.get("multitask", m.multitask);
   r.get("unitask", m.unitask);
@@ -85,6 +86,8 @@ void read_milestone(const nlohmann::json& j, const std::string& where, Milestone
   r.get("finetune_lr_factor", m.finetune_lr_factor);
   r.get("common_width", m.common_width);
   r.finish();
+  EMBER_CHECK(m.convs_per_block >= 1 && m.convs_per_block <= 8, where, ": convs_per_block ", m.convs_per_block,
+              " must be between 1 and 8");
   EMBER_CHECK(m.unitask || m.multitask.size() > 1, where, ": unitask false needs a multitask list of two or more targets");
   EMBER_CHECK(m.backbone == "m2" || m.backbone == "mobilenet_v1", where, ": backbone '", m.backbone,
               "' is not one of m2, mobilenet_v1");
@@ -123,6 +126,7 @@ ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& so
   r.get("cache_file", c.cache_file);
   r.get("subgroups", c.subgroup_columns);
   r.get("age_column", c.age_column);
+  r.get("regression_loss", c.regression_loss);
   r.get("workers", c.workers);
   c.m2.train.epochs = 15;
   c.m2.train.lr = 2e-3;
@@ -131,6 +135,8 @@ ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& so
     if (auto* mj = r.sub(key)) read_milestone(*mj, where + "." + key, *m);
   r.finish();
   EMBER_CHECK(!c.dataset.empty(), where, ": 'dataset' is required (a dataset config path, or \"synthetic\")");
+  EMBER_CHECK(c.regression_loss == "mse" || c.regression_loss == "l1" || c.regression_loss == "smooth_l1", where,
+              ": regression_loss '", c.regression_loss, "' is not one of mse, l1, smooth_l1");
   EMBER_CHECK(c.image_size >= 8, where, ": image_size ", c.image_size, " is too small");
   double total = c.train_fraction + c.val_fraction + c.test_fraction;
   EMBER_CHECK(std::abs(total - 1.0) < 1e-6 && c.val_fraction > 0 && c.test_fraction > 0, where,

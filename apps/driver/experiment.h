@@ -31,6 +31,7 @@ struct MilestoneConfig {
   double dropout = 0.1;
   // M2 (CNN)
   std::vector<int64_t> channels{16, 32, 64};
+  int64_t convs_per_block = 1;  // conv-BN-ReLU units per block before each 2x2 max pool
   bool augment = true;
   std::vector<std::string> multitask;  // e.g. {"age", "gender"}: one CNN, one head per target
   bool unitask = true;                 // false: train only the multitask CNN, not one CNN per target
@@ -60,6 +61,7 @@ struct ExperimentConfig {
   double train_fraction = 0.7, val_fraction = 0.1, test_fraction = 0.2;
   std::string split_file;   // reuse this split when given (else <run>/split.csv)
   std::vector<std::string> targets;  // targets to run milestones on (default: the first)
+  std::string regression_loss = "mse";  // loss of regression heads on standardised targets: mse | l1 | smooth_l1
   int image_size = 32;
   int cache_size = 0;       // decoded image size kept in the cache (0: image_size)
   std::string normalization = "imagenet";

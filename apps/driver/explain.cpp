@@ -115,7 +115,8 @@ nn::ModulePtr make_model(const ExplainOptions& o, int64_t num_classes, Generator
   }
   if (o.model == "cnn") {
     nn::SmallCNNConfig c;
-    c.channels = {16, 32, 64};
+    c.channels = o.channels;
+    c.convs_per_block = o.convs_per_block;
     c.fuse_bn_relu = o.fuse_bn_relu;
     c.num_classes = num_classes;
     return std::make_shared<nn::SmallCNN>(c, gen);

@@ -35,6 +35,8 @@ struct ExplainOptions {
   std::string normalization = "imagenet";  // none | imagenet | minus_one_one | caffe
   bool forward_only = false;  // stop after the forward pass and the loss (no tape, no update)
   bool warmup = true;         // one untimed forward first, so op times are steady-state
+  std::vector<int64_t> channels{16, 32, 64};  // cnn: one conv block per entry
+  int64_t convs_per_block = 1;                 // cnn: conv-BN-ReLU units per block
   bool fuse_bn_relu = false;  // cnn: BatchNorm applies the ReLU itself (one pass instead of two)
   std::string freeze;         // parameter-name prefix to freeze (e.g. "features"); "" = train all
   double peak_gflops = 0;     // the machine's peak; 0 = measure an FMA loop now

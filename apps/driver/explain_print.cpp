@@ -112,7 +112,7 @@ nlohmann::json explain_json(const ExplainResult& r) {
   j["options"] = {{"model", o.model},           {"image_size", o.image_size}, {"batch", o.batch}, {"num_classes", o.num_classes},
                   {"dataset", o.dataset},       {"optimizer", o.optimizer},   {"lr", o.lr},
                   {"normalization", o.normalization}, {"forward_only", o.forward_only},
-                  {"fuse_bn_relu", o.fuse_bn_relu}, {"freeze", o.freeze},     {"seed", o.seed}};
+                  {"channels", o.channels}, {"convs_per_block", o.convs_per_block}, {"fuse_bn_relu", o.fuse_bn_relu}, {"freeze", o.freeze},     {"seed", o.seed}};
   j["model"] = {{"name", r.model_name},
                 {"parameters", r.num_parameters},
                 {"trainable_parameters", r.trainable_parameters},

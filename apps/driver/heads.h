@@ -18,6 +18,7 @@ struct HeadSpec {
   data::Task task = data::Task::Binary;
   std::vector<std::string> classes;
   double mean = 0, std = 1;  // regression standardisation (train rows)
+  std::string regression_loss = "mse";  // mse | l1 | smooth_l1, on the standardised values
   int64_t out_width() const { return task == data::Task::Regression ? 1 : int64_t(classes.size()); }
   bool classification() const { return task != data::Task::Regression; }
 };

@@ -48,7 +48,9 @@ std::string ids_hash(const data::Dataset& ds) {
 std::shared_ptr<nn::SmallCNN> make_trunk(const RunContext& ctx, Generator& gen) {
   nn::SmallCNNConfig c;
   c.channels = ctx.cfg.m2.channels;
+  c.convs_per_block = ctx.cfg.m2.convs_per_block;
   c.batch_norm = true;
+  c.fuse_bn_relu = true;  // one pass over each activation instead of two (same maths)
   c.num_classes = 1;  // the trunk's own classifier is unused: heads sit on embed()
   return std::make_shared<nn::SmallCNN>(c, gen);
 }

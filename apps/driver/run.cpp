@@ -65,6 +65,7 @@ HeadSpec make_head(const RunContext& ctx, const std::string& name) {
   h.target = t.name;
   h.task = t.task;
   h.classes = t.classes;
+  h.regression_loss = ctx.cfg.regression_loss;
   if (!t.is_classification()) {
     const auto& col = ctx.ds.targets[size_t(ctx.ds.target_index(name))];
     const auto& rows = ctx.split.train;

@@ -38,12 +38,18 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
-// The loss of one batch: cross-entropy per classification head, MSE on standardised values per
-// regression head, summed.
+// The loss of one batch: cross-entropy per classification head, the head's regression loss (MSE by
+// default; L1 aims straight at MAE) on standardised values per regression head, summed.
+Tensor regression_loss(const HeadSpec& head, const Tensor& out, const Tensor& target) {
+  if (head.regression_loss == "l1") return l1_loss(out, target);
+  if (head.regression_loss == "smooth_l1") return smooth_l1_loss(out, target);
+  return mse_loss(out, target);
+}
+
 Tensor batch_loss(const std::vector<HeadSpec>& heads, const std::vector<Tensor>& outs, const TrainBatch& b) {
   Tensor total;
   for (size_t h = 0; h < heads.size(); ++h) {
-    Tensor l = heads[h].classification() ? cross_entropy(outs[h], b.targets[h]) : mse_loss(outs[h], b.targets[h]);
+    Tensor l = heads[h].classification() ? cross_entropy(outs[h], b.targets[h]) : regression_loss(heads[h], outs[h], b.targets[h]);
     total = total.defined() ? total + l : l;
   }
   return total;

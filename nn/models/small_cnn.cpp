@@ -5,16 +5,20 @@
 namespace ember::nn {
 
 SmallCNN::SmallCNN(const SmallCNNConfig& c, Generator& gen) : Module("SmallCNN"), config(c) {
-  EMBER_CHECK(!c.channels.empty() && c.in_channels > 0 && c.num_classes > 0,
-              "nn::SmallCNN: needs at least one block, in_channels > 0 and num_classes > 0");
+  EMBER_CHECK(!c.channels.empty() && c.in_channels > 0 && c.num_classes > 0 && c.convs_per_block > 0,
+              "nn::SmallCNN: needs at least one block, in_channels > 0, num_classes > 0 and convs_per_block > 0");
   features = register_module("features", std::make_shared<Sequential>());
   int64_t in = c.in_channels;
   for (int64_t out : c.channels) {
     auto block = std::make_shared<Sequential>();
-    block->add("0", std::make_shared<Conv2d>(in, out, 3, Conv2dArgs{.padding = 1, .bias = !c.batch_norm}, gen));
-    if (c.batch_norm) block->add("1", std::make_shared<BatchNorm2d>(out, BatchNormArgs{.fuse_relu = c.fuse_bn_relu}));
-    if (!(c.batch_norm && c.fuse_bn_relu)) block->add("2", std::make_shared<ReLU>());
-    block->add("3", std::make_shared<MaxPool2d>(2));
+    for (int64_t i = 0; i < c.convs_per_block; ++i) {
+      const std::string at = std::to_string(3 * i);
+      block->add(at, std::make_shared<Conv2d>(i == 0 ? in : out, out, 3, Conv2dArgs{.padding = 1, .bias = !c.batch_norm}, gen));
+      if (c.batch_norm)
+        block->add(std::to_string(3 * i + 1), std::make_shared<BatchNorm2d>(out, BatchNormArgs{.fuse_relu = c.fuse_bn_relu}));
+      if (!(c.batch_norm && c.fuse_bn_relu)) block->add(std::to_string(3 * i + 2), std::make_shared<ReLU>());
+    }
+    block->add(std::to_string(3 * c.convs_per_block), std::make_shared<MaxPool2d>(2));
     features->push_back(block);
     in = out;
   }
