@@ -9,6 +9,25 @@
 #include <unordered_map>
 #include <vector>
 
+// Under AddressSanitizer a cached block is poisoned while it sits in the cache, and the rounding tail
+// past the request stays poisoned while it is in use, so use-after-free and overflow into the tail
+// are still reported although the memory is not returned to the system.
+#if defined(__SANITIZE_ADDRESS__)
+#define EMBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMBER_ASAN 1
+#endif
+#endif
+#ifdef EMBER_ASAN
+#include <sanitizer/asan_interface.h>
+#define EMBER_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
+#define EMBER_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
+#else
+#define EMBER_POISON(p, n) ((void)(p), (void)(n))
+#define EMBER_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace ember {
 namespace {
 
@@ -49,6 +68,7 @@ struct Cache {
       auto it = std::prev(free_blocks.end());
       freed += it->first;
       stats.cached_bytes -= int64_t(it->first);
+      EMBER_UNPOISON(it->second, it->first);
       std::free(it->second);
       free_blocks.erase(it);
     }
@@ -88,6 +108,8 @@ void* aligned_alloc64(size_t nbytes) {
     p = raw_alloc(cls);
     ++c.stats.misses;
   }
+  EMBER_UNPOISON(p, cls);
+  EMBER_POISON(static_cast<char*>(p) + rounded, cls - rounded);
   c.live.emplace(p, cls);
   c.stats.live_bytes += int64_t(cls);
   if (c.stats.live_bytes > c.stats.peak_live_bytes) c.stats.peak_live_bytes = c.stats.live_bytes;
@@ -103,7 +125,9 @@ void aligned_free64(void* p) {
       const size_t cls = it->second;
       c.live.erase(it);
       c.stats.live_bytes -= int64_t(cls);
+      EMBER_UNPOISON(p, cls);
       if (c.stats.enabled) {
+        EMBER_POISON(p, cls);
         c.free_blocks.emplace(cls, p);
         c.stats.cached_bytes += int64_t(cls);
         return;

@@ -13,8 +13,12 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
+#include "kernel_test_util.h"
 
 namespace {
+
+using ember::testing::random_vector;
+using ember::testing::relative_error;
 
 using ember::cpu::Conv2dShape;
 namespace cpu = ember::cpu;
@@ -23,24 +27,7 @@ namespace kernels = ember::kernels;
 constexpr double kFloatRelTol = 1e-5;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-template <class T>
-std::vector<T> random_vector(int64_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  std::vector<T> v(static_cast<size_t>(n));
-  for (auto& x : v) x = T(dist(rng));
-  return v;
-}
 
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double d = double(got[i]) - double(want[i]);
-    diff += d * d;
-    norm += double(want[i]) * want[i];
-  }
-  if (std::isnan(diff)) return std::numeric_limits<double>::infinity();
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
 
 std::string describe(const Conv2dShape& s, bool bias) {
   std::ostringstream os;

@@ -90,3 +90,29 @@ TEST_F(CpuAllocator, TensorsOfARepeatedStepAreServedFromTheCache) {
   EXPECT_EQ(s.misses, warm.misses) << "a second identical step should allocate nothing new";
   EXPECT_GT(s.hits, warm.hits);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define EMBER_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EMBER_TEST_ASAN 1
+#endif
+#endif
+
+// Caching must not blind AddressSanitizer: a block waiting in the cache is poisoned, and so is the
+// rounding tail of a block in use. Runs in the sanitizer build (tools/sanitize.sh) only.
+TEST_F(CpuAllocator, AsanStillReportsUseAfterFreeAndTailOverflow) {
+#ifndef EMBER_TEST_ASAN
+  GTEST_SKIP() << "needs an AddressSanitizer build (tools/sanitize.sh)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  char* a = static_cast<char*>(aligned_alloc64(4 * MiB));
+  aligned_free64(a);
+  ASSERT_GT(cpu_allocator_stats().cached_bytes, 0) << "the block should sit in the cache";
+  EXPECT_DEATH({ static_cast<volatile char*>(a)[100] = 1; }, "use-after-poison");
+  char* b = static_cast<char*>(aligned_alloc64(4 * MiB + 64));  // class 4.5 MiB: a 0.5 MiB tail
+  EXPECT_DEATH({ static_cast<volatile char*>(b)[4 * MiB + 64] = 1; }, "use-after-poison");
+  b[4 * MiB + 63] = 1;  // the last requested byte is fine
+  aligned_free64(b);
+#endif
+}

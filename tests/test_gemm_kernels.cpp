@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/gemm.h"
+#include "kernel_test_util.h"
 
 // The blocked driver and packers of the fast variants, compiled here with AVX2 enabled under GCC (the
 // test only runs them after has_avx2()) so that the AVX-512 tile geometry can be exercised on any AVX2
@@ -25,6 +26,9 @@
 
 namespace {
 
+using ember::testing::random_vector;
+using ember::testing::relative_error;
+
 using ember::cpu::gemm_ref;
 using ember::cpu::sgemm;
 using ember::cpu::sgemm_table;
@@ -32,23 +36,7 @@ namespace kernels = ember::kernels;
 
 constexpr double kFloatRelTol = 1e-5;
 
-std::vector<float> random_vector(size_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, norm = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double d = double(got[i]) - double(want[i]);
-    diff += d * d;
-    norm += double(want[i]) * want[i];
-  }
-  if (std::isnan(diff)) return std::numeric_limits<double>::infinity();
-  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
-}
 
 struct GemmCase {
   bool ta, tb;

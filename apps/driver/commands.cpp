@@ -61,10 +61,7 @@ int cmd_eval(const CommandArgs& a) {
   auto results = read_json(a.run_dir + "/results.json");
   int checked = 0;
   for (const auto& r : results["results"]) {
-    std::string safe = r["id"].get<std::string>() + "_" + r["target"].get<std::string>();
-    for (auto& c : safe)
-      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') c = '_';
-    const std::string path = a.run_dir + "/predictions/" + safe + ".csv";
+    const std::string path = predictions_path(a.run_dir, r["id"].get<std::string>(), r["target"].get<std::string>());
     auto table = data::read_csv(path);
     const bool regression = r["task"] == "regression";
     nlohmann::json m;

@@ -22,6 +22,13 @@ bool RunContext::wants(const std::string& m) const {
   return std::find(options.only.begin(), options.only.end(), m) != options.only.end();
 }
 
+std::string predictions_path(const std::string& run_dir, const std::string& id, const std::string& target) {
+  std::string safe = id + "_" + target;
+  for (auto& c : safe)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') c = '_';
+  return run_dir + "/predictions/" + safe + ".csv";
+}
+
 void RunContext::add_result(MilestoneResult r, const Predictions& pred, size_t h, const FitResult* fit, int64_t params) {
   if (fit) {
     r.history = fit->history;
@@ -30,10 +37,7 @@ void RunContext::add_result(MilestoneResult r, const Predictions& pred, size_t h
   r.parameters = params;
   test_predictions[r.id + "/" + r.target] = pred;
   // Predictions CSV: what `ember eval` recomputes the metrics from.
-  std::string safe = r.id + "_" + r.target;
-  for (auto& c : safe)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-') c = '_';
-  std::ofstream f(run_dir + "/predictions/" + safe + ".csv");
+  std::ofstream f(predictions_path(run_dir, r.id, r.target));
   const auto& p = pred.heads[h];
   const bool cls = r.task != "regression";
   f << "id,row," << (cls ? "true,pred" : "true,pred_value");

@@ -51,6 +51,9 @@ struct RunContext {
 
 // A head for a dataset target (regression targets standardised with the train rows' mean/std).
 HeadSpec make_head(const RunContext& ctx, const std::string& target);
+// <run_dir>/predictions/<id>_<target>.csv, with characters other than [A-Za-z0-9-] as '_': written
+// by the run, read back by `ember eval`.
+std::string predictions_path(const std::string& run_dir, const std::string& id, const std::string& target);
 
 // Runs every milestone in order; returns the report (also written to the run directory).
 Report run_experiment(const ExperimentConfig& cfg, const RunOptions& options);

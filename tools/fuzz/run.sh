@@ -21,10 +21,11 @@ case "$target" in
   fuzz_*config|fuzz_safetensors|fuzz_checkpoint) dict=(-dict="$repo/tools/fuzz/json.dict") ;;
 esac
 # One process, one core (the machine is shared). rss_limit bounds a runaway allocation; a 10 s
-# timeout per input flags hangs. OpenMP is pinned to one thread for the same reason.
+# timeout per input flags hangs (EMBER_FUZZ_TIMEOUT overrides it: raise it when the machine is busy, since
+# a starved process trips it without any hang). OpenMP is pinned to one thread for the same reason.
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 exec "$exe" "$build/corpus/$target" "$build/seeds/$target" "${dict[@]}" \
-  -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+  -max_total_time="$seconds" -timeout="${EMBER_FUZZ_TIMEOUT:-10}" -rss_limit_mb=2048 -max_len=65536 \
   -artifact_prefix="$build/findings/$target/" -print_final_stats=1
