@@ -82,6 +82,19 @@ std::vector<Conv2dShape> test_shapes() {
         d.pad_h = pad, d.pad_w = 2 - pad, d.dil_h = dil, d.dil_w = 3 - dil;
         shapes.push_back(d);
       }
+  // Dense 3x3 stride 1 with >= 8 channels (the Winograd variant's domain): odd and even sizes, so
+  // partial 2x2 output blocks and partial 8-tile groups at the right and bottom edges, padding 0-2.
+  for (int i = 0; i < 12; ++i) {
+    Conv2dShape w;
+    w.N = pick(1, 3), w.C = pick(8, 20), w.K = pick(8, 20), w.R = w.S = 3;
+    w.pad_h = i % 3, w.pad_w = (i / 3) % 3;
+    w.H = pick(3, 37), w.W = pick(3, 37);
+    shapes.push_back(w);
+  }
+  Conv2dShape chunks;  // Winograd: two tile-row chunks, the first one crossing from image 0 into 1
+  chunks.N = 3, chunks.C = chunks.K = 128, chunks.H = chunks.W = 20, chunks.R = chunks.S = 3;
+  chunks.pad_h = chunks.pad_w = 1;
+  shapes.push_back(chunks);
   // A few larger ones: several GEMM blocks, several im2col chunks, and the image-per-thread path.
   Conv2dShape big;
   big.N = 4, big.C = 19, big.H = 29, big.W = 31, big.K = 37, big.R = big.S = 3, big.pad_h = big.pad_w = 1;
@@ -105,7 +118,7 @@ TEST_F(ConvVariants, TablesListFastFirstRefLast) {
   for (const char* op : {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"}) {
     auto names = kernels::variants(op);
     ASSERT_GE(names.size(), 2u) << op;
-    EXPECT_EQ(names.front(), "im2col") << op;
+    EXPECT_EQ(names.front(), std::string(op) == "conv2d_bwd_weight" ? "im2col" : "winograd") << op;
     EXPECT_EQ(names.back(), "ref") << op;
   }
 }

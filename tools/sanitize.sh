@@ -24,7 +24,7 @@ targets=(test_autograd test_tensor_views test_rng test_ops_gradcheck test_loss_o
          test_pool_bn_ops test_gemm_kernels test_conv_kernels test_nn_modules test_optim test_safetensors
          test_checkpoint test_checkpoint_crash test_bad_input test_data_config test_data_csv test_data_image
          test_data_loader test_data_preprocess test_data_split test_driver_metrics test_driver_report
-         test_driver_safety test_corpus_replay test_cpu_allocator)
+         test_driver_safety test_driver_predict test_corpus_replay test_cpu_allocator)
 # GoogleTest suite names of those executables (ctest names tests "Suite.Case").
 suites="Autograd|Access|DTypes|Factories|InPlace|Views|Distributions|Generator|Permutation|Philox"
 suites+="|Forward[A-Za-z]*|Gradcheck[A-Za-z0-9]*|BceWithLogits|CrossEntropy|RegressionLosses|Dropout|Softmax"
@@ -32,7 +32,7 @@ suites+="|AdaptiveAvgPool2d|AvgPool2d|BatchNorm|BatchNormKernels|MaxPool2d|Pool2
 suites+="|GemmDriver|GemmVariants|ConvReference|ConvVariants|NnInit|NnLayers|NnModels|NnModule|Optim"
 suites+="|Safetensors|SafetensorsErrors|Checkpoint|ResumeTest|CheckpointCrash|BadInput"
 suites+="|DataConfig|DataDatasetTest|DataFilename|DataCsv|DataImage|DataImageCache|DataLoaderErrors"
-suites+="|SyntheticTest|DataPreprocess|DataSplit|DriverMetrics|DriverReport|DriverSafety|CorpusReplay|CpuAllocator"
+suites+="|SyntheticTest|DataPreprocess|DataSplit|DriverMetrics|DriverReport|DriverSafety|DriverPredict|CorpusReplay|CpuAllocator"
 
 cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DEMBER_SANITIZE=ON -DEMBER_CUDA=OFF -DEMBER_BUILD_BENCH=OFF -DEMBER_BUILD_APPS=ON

@@ -74,6 +74,7 @@ void read_milestone(const nlohmann::json& j, const std::string& where, Milestone
   r.get("channels", m.channels);
   r.get("convs_per_block", m.convs_per_block);
   r.get("augment", m.augment);
+  r.get("test_flip", m.test_flip);
   r.get("multitask", m.multitask);
   r.get("unitask", m.unitask);
   r.get("backbone", m.backbone);

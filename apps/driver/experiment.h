@@ -33,6 +33,7 @@ struct MilestoneConfig {
   std::vector<int64_t> channels{16, 32, 64};
   int64_t convs_per_block = 1;  // conv-BN-ReLU units per block before each 2x2 max pool
   bool augment = true;
+  bool test_flip = false;  // test outputs averaged over each image and its mirror image
   std::vector<std::string> multitask;  // e.g. {"age", "gender"}: one CNN, one head per target
   bool unitask = true;                 // false: train only the multitask CNN, not one CNN per target
   // M3 (frozen backbone)

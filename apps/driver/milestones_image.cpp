@@ -72,7 +72,7 @@ nn::ModulePtr train_cnn(RunContext& ctx, const std::string& id, const std::strin
   fo.run_dir = ctx.run_dir;
   fo.seed = ctx.cfg.seed;
   FitResult fr = fit(model, heads, train, val, mc.train, fo);
-  Predictions pred = predict(model, heads, test, fo.name + " test");
+  Predictions pred = predict(model, heads, test, fo.name + " test", mc.test_flip);
   for (size_t h = 0; h < heads.size(); ++h)
     ctx.add_result(evaluate_head(id, title, heads[h], pred, h, ctx.ds, ctx.groups), pred, h, &fr, model.num_parameters());
   return trunk;

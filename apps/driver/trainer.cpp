@@ -92,6 +92,31 @@ void collect(const HeadSpec& head, const Tensor& out, const Tensor& target, Pred
   }
 }
 
+// The batch mirrored left-right (NCHW float, CPU): the second view for flip test-time averaging.
+Tensor mirrored(const Tensor& images) {
+  Tensor x = images.contiguous();
+  EMBER_CHECK(x.dim() == 4 && x.dtype() == DType::Float32, "flip averaging needs float NCHW images, got ", x.str());
+  Tensor out = Tensor::empty(x.shape());
+  const int64_t W = x.shape()[3], rows = x.numel() / std::max<int64_t>(W, 1);
+  const float* src = x.data<float>();
+  float* dst = out.data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t w = 0; w < W; ++w) dst[r * W + w] = src[r * W + (W - 1 - w)];
+  return out;
+}
+
+// The model's outputs for one batch; with flip averaging, the mean of the outputs (logits or
+// standardised values) on the images and on their mirror images.
+std::vector<Tensor> outputs(nn::Module& model, const TrainBatch& b, bool flip_average) {
+  auto outs = model.call_many(b.inputs);
+  if (!flip_average || b.inputs.empty() || b.inputs[0].dim() != 4) return outs;
+  std::vector<Tensor> flipped_inputs = b.inputs;
+  flipped_inputs[0] = mirrored(b.inputs[0]);
+  auto flipped = model.call_many(flipped_inputs);
+  for (size_t h = 0; h < outs.size(); ++h) outs[h] = (outs[h] + flipped[h]) * 0.5;
+  return outs;
+}
+
 }  // namespace
 
 std::string selection_metric(const HeadSpec& h) {
@@ -105,7 +130,8 @@ double selection_score(const HeadSpec& h, const Predictions::Head& p) {
   return m.accuracy;
 }
 
-Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& src, const std::string& label) {
+Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& src, const std::string& label,
+                    bool flip_average) {
   NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -115,7 +141,7 @@ Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, Batch
   TrainBatch b;
   double loss_sum = 0;
   while (src.next(b)) {
-    auto outs = model.call_many(b.inputs);
+    auto outs = outputs(model, b, flip_average);
     loss_sum += batch_loss(heads, outs, b).item() * double(b.size());
     p.rows.insert(p.rows.end(), b.rows.begin(), b.rows.end());
     for (size_t h = 0; h < heads.size(); ++h) collect(heads[h], outs[h], b.targets[h], p.heads[h]);

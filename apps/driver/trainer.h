@@ -46,7 +46,10 @@ struct Predictions {
 
 FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& train, BatchSource& val,
               const TrainConfig& cfg, const FitOptions& opt);
-Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& src, const std::string& label);
+// flip_average: average the outputs on the images (input 0, NCHW) and on their mirror images, a
+// test-time augmentation that matches training with random horizontal flips.
+Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& src, const std::string& label,
+                    bool flip_average = false);
 
 // Validation score of head 0, oriented so that higher is better (regression: -MAE).
 double selection_score(const HeadSpec& head, const Predictions::Head& pred);

@@ -1,4 +1,6 @@
-// Variant tables of the float convolutions: "im2col" (GEMM-based, depthwise direct) and "ref".
+// Variant tables of the float convolutions: "winograd" (forward and data gradient: F(2x2,3x3) for
+// dense 3x3 stride-1 convs with >= 8 channels, im2col for every other shape), "im2col" (GEMM-based,
+// depthwise direct) and "ref". Weight gradients: "im2col" and "ref".
 #include "kernels/cpu/conv2d.h"
 
 namespace ember::cpu {
@@ -7,9 +9,13 @@ namespace ember::cpu {
 void conv2d_forward_im2col(const Conv2dShape&, const float*, const float*, const float*, float*);
 void conv2d_backward_data_im2col(const Conv2dShape&, const float*, const float*, float*);
 void conv2d_backward_weight_im2col(const Conv2dShape&, const float*, const float*, float*, float*);
+// Defined in conv2d_winograd_avx2.cpp.
+void conv2d_forward_winograd(const Conv2dShape&, const float*, const float*, const float*, float*);
+void conv2d_backward_data_winograd(const Conv2dShape&, const float*, const float*, float*);
 
 kernels::VariantTable<ConvFwdFn>& conv2d_fwd_table() {
   static kernels::VariantTable<ConvFwdFn> table("conv2d_fwd", {
+                                                                  {"winograd", &conv2d_forward_winograd, &kernels::has_avx2},
                                                                   {"im2col", &conv2d_forward_im2col, nullptr},
                                                                   {"ref", &conv2d_forward_ref<float>, nullptr},
                                                               });
@@ -18,6 +24,7 @@ kernels::VariantTable<ConvFwdFn>& conv2d_fwd_table() {
 kernels::VariantTable<ConvBwdDataFn>& conv2d_bwd_data_table() {
   static kernels::VariantTable<ConvBwdDataFn> table(
       "conv2d_bwd_data", {
+                             {"winograd", &conv2d_backward_data_winograd, &kernels::has_avx2},
                              {"im2col", &conv2d_backward_data_im2col, nullptr},
                              {"ref", &conv2d_backward_data_ref<float>, nullptr},
                          });
