@@ -61,6 +61,12 @@ std::shared_ptr<ImageCache> ImageCache::on_disk(const std::string& path, int64_t
   std::shared_ptr<ImageCache> cache(new ImageCache());
   cache->n_ = n, cache->h_ = h, cache->w_ = w, cache->c_ = c, cache->key_ = key, cache->path_ = path;
   const size_t total = sizeof(Header) + flags_bytes(n) + size_t(n) * h * w * c;
+  // A config may name a cache file in a folder that does not exist yet (runs/cache/ on a fresh clone).
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code mkdir_error;
+  if (!parent.empty()) std::filesystem::create_directories(parent, mkdir_error);
+  if (mkdir_error)
+    throw Error(detail::cat("image cache '", path, "': cannot create folder '", parent.string(), "': ", mkdir_error.message()));
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
   if (fd < 0) throw Error(detail::cat("image cache '", path, "': cannot open: ", std::strerror(errno)));
   struct stat st {};

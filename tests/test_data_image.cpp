@@ -178,3 +178,20 @@ TEST(DataImageCache, InMemoryAndOnDiskReuse) {
   EXPECT_FALSE(other->reopened());
   EXPECT_EQ(other->filled(), 0);
 }
+
+TEST(DataImageCache, OnDiskCreatesMissingFolders) {
+  // Experiment configs name e.g. ../runs/cache/x.cache, which a fresh clone does not have.
+  ember_test::TempDir dir("data_cache_dirs");
+  const std::string path = dir.file("runs/cache/deeper/x.cache");
+  auto disk = ImageCache::on_disk(path, 2, 4, 5, 3, 7);
+  disk->put(0, gradient(4, 5));
+  EXPECT_TRUE(std::filesystem::exists(path));
+  // A folder that cannot be made (a file is in the way) is named in the error.
+  const std::string blocked = dir.file("runs/cache/deeper/x.cache/y.cache");
+  try {
+    ImageCache::on_disk(blocked, 2, 4, 5, 3, 7);
+    FAIL() << "expected an error for " << blocked;
+  } catch (const ember::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot create folder"), std::string::npos) << e.what();
+  }
+}
