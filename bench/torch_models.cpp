@@ -16,6 +16,7 @@
 
 #include "bench/bench_common.h"
 #include "bench/torch_common.h"
+#include "engine/cpu_allocator.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "nn/models/mlp.h"
@@ -34,6 +35,10 @@ constexpr double kLr = 0.01, kMomentum = 0.9;
 struct PeakMemory {
   double before;
   PeakMemory() {
+    // ember's CPU caching allocator keeps freed blocks for reuse: without this, the blocks of the
+    // benchmark's previous call (Google Benchmark calls the function more than once) would sit in
+    // the baseline and the peak of every call after the first would read near zero.
+    ember::cpu_allocator_release_cache();
     malloc_trim(0);  // hand freed heap pages back, so the baseline holds live memory only
     ember::bench::reset_peak_rss();
     before = ember::bench::current_rss_mib();
