@@ -48,12 +48,17 @@ bool png_has_end_chunk(const uint8_t* b, size_t n) {
   return std::search(lo, b + n, kIend, kIend + 12) != b + n;
 }
 
-// stb_image 2.27 (Debian's) writes past its Huffman tables when a DHT segment declares more than
-// 256 codes (found by tests/fuzz/fuzz_image; stb 2.28 refuses it). We cannot patch the system
-// header, so walk the marker segments first, following stb's own reading of a DHT (tables read
-// until the declared length is used up, bytes past the end of the file read as 0).
+// stb_image 2.27 (Debian's) mishandles two kinds of broken Huffman tables, both found by
+// tests/fuzz/fuzz_image (stb 2.28 refuses them):
+//  - a DHT segment declaring more than 256 codes makes it write past its tables;
+//  - a scan that uses a table no DHT defined makes it decode with uninitialised tables (its decoder
+//    struct is malloc'ed, not zeroed) and read far past them.
+// We cannot patch the system header, so walk the marker segments first, following stb's own reading
+// of a DHT (tables read until the declared length is used up, bytes past the end read as 0) and
+// of a scan header (which tables a baseline or progressive scan actually decodes with).
 std::string jpeg_huffman_problem(const uint8_t* b, size_t n) {
   auto at = [&](size_t i) -> int { return i < n ? b[i] : 0; };
+  bool progressive = false, defined[2][4] = {};  // [DC=0 / AC=1][table id]
   for (size_t i = 0; i + 4 <= n;) {
     const int m = b[i + 1];
     if (b[i] != 0xFF || m == 0xFF || m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
@@ -62,16 +67,36 @@ std::string jpeg_huffman_problem(const uint8_t* b, size_t n) {
     }
     if (m == 0xD9) break;  // end of image
     const int64_t len = (int64_t(b[i + 2]) << 8) | b[i + 3];
+    if (m == 0xC2) progressive = true;
     if (m == 0xC4) {
       int64_t left = len - 2;
       for (size_t p = i + 4; left > 0;) {
         int codes = 0;
         for (size_t k = 1; k <= 16; ++k) codes += at(p + k);
         if (codes > 256) return detail::cat("corrupt JPEG (a Huffman table at byte ", p, " declares ", codes, " codes; at most 256)");
+        const int tc = at(p) >> 4, th = at(p) & 15;
+        if (tc <= 1 && th <= 3) defined[tc][th] = true;  // stb rejects other classes and ids itself
         p += 17 + size_t(codes);
         left -= 17 + codes;
       }
       if (left != 0) return "";  // stb stops at this malformed segment itself
+    }
+    if (m == 0xDA) {
+      const int ns = at(i + 4);
+      const int spectral_start = at(i + 5 + 2 * size_t(ns)), high_bit = at(i + 7 + 2 * size_t(ns)) >> 4;
+      // Baseline scans decode with both tables; progressive DC first scans with the DC table only,
+      // DC refinement scans with none, AC scans with the AC table only.
+      const bool uses_dc = !progressive || (spectral_start == 0 && high_bit == 0);
+      const bool uses_ac = !progressive || spectral_start > 0;
+      for (int k = 0; k < ns; ++k) {
+        const int ids = at(i + 6 + 2 * size_t(k)), dc = ids >> 4, ac = ids & 15;
+        if (uses_dc && dc <= 3 && !defined[0][dc])
+          return detail::cat("corrupt JPEG (the scan at byte ", i, " decodes with DC Huffman table ", dc,
+                             ", which no DHT segment before it defines)");
+        if (uses_ac && ac <= 3 && !defined[1][ac])
+          return detail::cat("corrupt JPEG (the scan at byte ", i, " decodes with AC Huffman table ", ac,
+                             ", which no DHT segment before it defines)");
+      }
     }
     i += 2 + size_t(len);
   }

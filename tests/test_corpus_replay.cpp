@@ -313,3 +313,20 @@ TEST(CorpusReplay, FuzzRegressions) {
   }
   std::printf("replayed %d fuzz regressions\n", replayed);
 }
+
+// A scan that decodes with a Huffman table no DHT segment defined: stb 2.27 would decode with its
+// uninitialised tables and read far out of bounds (fuzz_image, session 3). The check in data/image.cpp
+// must refuse it by name, in both entry points, before stb sees it.
+TEST(CorpusReplay, ScanWithUndefinedHuffmanTableIsRefused) {
+  const fs::path jpg = kCorpus / "regressions" / "fuzz_image" / "stb_scan_uses_undefined_huffman_table.jpg";
+  ASSERT_TRUE(fs::exists(jpg)) << jpg;
+  try {
+    data::decode_image(jpg.string(), 1 << 20);
+    ADD_FAILURE() << "decoded " << jpg;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("AC Huffman table 0, which no DHT segment before it defines"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find(jpg.filename().string()), std::string::npos) << e.what();
+  }
+  EXPECT_NE(data::check_image_file(jpg.string(), 1 << 20).find("no DHT segment"), std::string::npos);
+}

@@ -11,7 +11,7 @@ BUILD_DIR=${EMBER_BUILD_DIR:-build}
 DEPS=(build-essential cmake ninja-build pkg-config
       libgtest-dev libgmock-dev libbenchmark-dev libstb-dev nlohmann-json3-dev libcli11-dev libfmt-dev
       python3 python3-numpy python3-h5py python3-torch libtorch-dev libopenblas0-pthread
-      chromium clang libclang-rt-14-dev)
+      chromium clang libclang-rt-14-dev python3-pil)
 
 if [[ -z "${EMBER_SKIP_APT:-}" ]]; then
   SUDO=""
