@@ -24,13 +24,7 @@ namespace {
 
 using conv_detail::col2im_add;
 using conv_detail::im2col;
-
-template <int Slot>
-float* scratch(int64_t floats) {
-  static thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
-  return buf.data();
-}
+using conv_detail::thread_scratch;
 
 bool is_pointwise(const Conv2dShape& s) {
   return s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
@@ -72,7 +66,7 @@ void forward_image(const Conv2dShape& s, const float* x, const float* w, const f
       sgemm(false, false, d.Kg, d.PQ, d.Cg, 1.f, wg, d.Cg, xg, d.HW, 0.f, yg, d.PQ);
       continue;
     }
-    float* col = scratch<0>(d.crs * chunk * d.Q);
+    float* col = thread_scratch<0>(d.crs * chunk * d.Q);
     for (int64_t p0 = 0; p0 < d.P; p0 += chunk) {
       const int64_t p1 = std::min(d.P, p0 + chunk), cols = (p1 - p0) * d.Q;
       im2col(s, xg, p0, p1, col, inner_parallel);
@@ -101,7 +95,7 @@ void backward_data_image(const Conv2dShape& s, const float* dy, const float* w, 
       continue;
     }
     std::fill(dxg, dxg + d.Cg * d.HW, 0.f);
-    float* col = scratch<0>(d.crs * chunk * d.Q);
+    float* col = thread_scratch<0>(d.crs * chunk * d.Q);
     for (int64_t p0 = 0; p0 < d.P; p0 += chunk) {
       const int64_t p1 = std::min(d.P, p0 + chunk), cols = (p1 - p0) * d.Q;
       sgemm(true, false, d.crs, cols, d.Kg, 1.f, wg, d.crs, dyg + p0 * d.Q, d.PQ, 0.f, col, cols);
@@ -123,7 +117,7 @@ void backward_weight_image(const Conv2dShape& s, const float* x, const float* dy
       sgemm(false, true, d.Kg, d.Cg, d.PQ, 1.f, dyg, d.PQ, xg, d.HW, overwrite ? 0.f : 1.f, dwg, d.Cg);
       continue;
     }
-    float* col = scratch<0>(d.crs * chunk * d.Q);
+    float* col = thread_scratch<0>(d.crs * chunk * d.Q);
     for (int64_t p0 = 0; p0 < d.P; p0 += chunk) {
       const int64_t p1 = std::min(d.P, p0 + chunk), cols = (p1 - p0) * d.Q;
       im2col(s, xg, p0, p1, col, inner_parallel);
@@ -183,7 +177,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const float* x, const f
 #pragma omp parallel num_threads(nt)
     {
       const int tid = omp_get_thread_num();
-      float* mine = tid == 0 ? dw : scratch<1>(dw_size);
+      float* mine = tid == 0 ? dw : thread_scratch<1>(dw_size);
       bool first = true;
 #pragma omp for schedule(static)
       for (int64_t n = 0; n < s.N; ++n) {

@@ -1,10 +1,33 @@
-// Internal helpers of the fast float convolutions (conv2d_im2col.cpp, conv2d_depthwise_avx2.cpp).
+// Internal helpers of the fast float convolutions (conv2d_im2col.cpp, conv2d_depthwise_avx2.cpp,
+// conv2d_winograd_avx2.cpp) and the variants' entry points for conv2d_table.cpp.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/conv2d.h"
 
-namespace ember::cpu::conv_detail {
+namespace ember::cpu {
+
+// Variant "im2col" (conv2d_im2col.cpp).
+void conv2d_forward_im2col(const Conv2dShape&, const float*, const float*, const float*, float*);
+void conv2d_backward_data_im2col(const Conv2dShape&, const float*, const float*, float*);
+void conv2d_backward_weight_im2col(const Conv2dShape&, const float*, const float*, float*, float*);
+// Variant "winograd" (conv2d_winograd_avx2.cpp); shapes outside its domain go to im2col.
+void conv2d_forward_winograd(const Conv2dShape&, const float*, const float*, const float*, float*);
+void conv2d_backward_data_winograd(const Conv2dShape&, const float*, const float*, float*);
+
+namespace conv_detail {
+
+namespace {  // internal linkage on purpose: the including files are built with different -m flags, and
+             // one shared (linker-chosen) copy could carry AVX2 code into a path run without AVX2
+// A grow-only float buffer per thread and slot, reused across calls so the hot path does not allocate.
+template <int Slot>
+float* thread_scratch(int64_t floats) {
+  static thread_local std::vector<float> buf;
+  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
+  return buf.data();
+}
+}  // namespace
 
 // Lowers output rows [p0, p1) of one image and one group to a column matrix
 // col[(c*R + r)*S + t][(p - p0)*Q + q] = x[c][p*stride_h - pad_h + r*dil_h][q*stride_w - pad_w + t*dil_w]
@@ -32,4 +55,5 @@ inline ValidRange valid_outputs(int64_t out_size, int64_t in_size, int64_t strid
   return {lo, hi};
 }
 
-}  // namespace ember::cpu::conv_detail
+}  // namespace conv_detail
+}  // namespace ember::cpu

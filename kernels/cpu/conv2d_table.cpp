@@ -2,16 +2,9 @@
 // dense 3x3 stride-1 convs with >= 8 channels, im2col for every other shape), "im2col" (GEMM-based,
 // depthwise direct) and "ref". Weight gradients: "im2col" and "ref".
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_im2col.h"  // the variants' entry points
 
 namespace ember::cpu {
-
-// Defined in conv2d_im2col.cpp.
-void conv2d_forward_im2col(const Conv2dShape&, const float*, const float*, const float*, float*);
-void conv2d_backward_data_im2col(const Conv2dShape&, const float*, const float*, float*);
-void conv2d_backward_weight_im2col(const Conv2dShape&, const float*, const float*, float*, float*);
-// Defined in conv2d_winograd_avx2.cpp.
-void conv2d_forward_winograd(const Conv2dShape&, const float*, const float*, const float*, float*);
-void conv2d_backward_data_winograd(const Conv2dShape&, const float*, const float*, float*);
 
 kernels::VariantTable<ConvFwdFn>& conv2d_fwd_table() {
   static kernels::VariantTable<ConvFwdFn> table("conv2d_fwd", {

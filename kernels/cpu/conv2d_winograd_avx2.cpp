@@ -27,15 +27,13 @@
 #include <algorithm>
 #include <vector>
 
-#include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_im2col.h"
 #include "kernels/cpu/gemm.h"
 
 namespace ember::cpu {
-
-void conv2d_forward_im2col(const Conv2dShape&, const float*, const float*, const float*, float*);
-void conv2d_backward_data_im2col(const Conv2dShape&, const float*, const float*, float*);
-
 namespace {
+
+using conv_detail::thread_scratch;
 
 constexpr int64_t kLanes = 8;        // tiles per vector
 constexpr int64_t kMinChannels = 8;  // below this the transforms cost more than the GEMM saves
@@ -154,20 +152,13 @@ inline void store_clipped(float* row, int64_t q0, int64_t Q, const __m256 v[2]) 
   for (int64_t i = 0; q0 + i < Q; ++i) row[q0 + i] = tmp[i];
 }
 
-template <int Slot>
-float* scratch(int64_t floats) {
-  static thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
-  return buf.data();
-}
-
 // One chunk: tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti).
 void run_chunk(const Conv2dShape& s, const Plan& pl, const float* x, const float* U, const float* bias, float* y,
                int64_t g0, int64_t g1) {
   const int64_t T = pl.cols(g1 - g0), C = s.C, K = s.K, H = s.H, W = s.W;
-  float* V = scratch<0>(16 * C * T);
-  float* M = scratch<1>(16 * K * T);
-  float* slab = scratch<2>(4 * pl.Wp);
+  float* V = thread_scratch<0>(16 * C * T);
+  float* M = thread_scratch<1>(16 * K * T);
+  float* slab = thread_scratch<2>(4 * pl.Wp);
   // Input transform: for each channel and tile row, copy its 4 input rows into a zero-padded slab.
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t g = g0; g < g1; ++g) {
