@@ -5,6 +5,7 @@
 // The reference itself is checked by a hand-computed case and by adjointness of its three kernels.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -91,6 +92,21 @@ std::vector<Conv2dShape> test_shapes() {
     w.H = pick(3, 37), w.W = pick(3, 37);
     shapes.push_back(w);
   }
+  // Few input channels, stride_w 1 (the direct variant's domain): partial 4-channel blocks (K % 4),
+  // rows ending inside a 16-lane vector and inside a 6-vector block (up to 200 wide), padding beyond
+  // the filter's reach, dilation, stride_h 2, and C*R*S up to the 64-tap limit (7 x 3 x 3, 1 x 8 x 8).
+  for (int i = 0; i < 16; ++i) {
+    Conv2dShape d;
+    d.N = pick(1, 2), d.C = std::array<int64_t, 4>{1, 2, 3, 7}[size_t(i % 4)], d.K = pick(1, 11);
+    d.R = pick(1, 3), d.S = pick(1, 3);
+    if (i == 5) d.C = 1, d.R = d.S = 8;
+    d.pad_h = pick(0, 3), d.pad_w = pick(0, 3), d.dil_h = pick(1, 2), d.dil_w = pick(1, 2);
+    d.stride_h = i % 3 == 2 ? 2 : 1;
+    d.H = pick(1, 9), d.W = std::array<int64_t, 8>{1, 15, 16, 17, 95, 97, 113, 200}[size_t(i % 8)];
+    d.H = std::max(d.H, d.dil_h * (d.R - 1) + 1 - 2 * d.pad_h);
+    d.W = std::max(d.W, d.dil_w * (d.S - 1) + 1 - 2 * d.pad_w);
+    shapes.push_back(d);
+  }
   Conv2dShape chunks;  // Winograd: two tile-row chunks, the first one crossing from image 0 into 1
   chunks.N = 3, chunks.C = chunks.K = 128, chunks.H = chunks.W = 20, chunks.R = chunks.S = 3;
   chunks.pad_h = chunks.pad_w = 1;
@@ -118,7 +134,9 @@ TEST_F(ConvVariants, TablesListFastFirstRefLast) {
   for (const char* op : {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"}) {
     auto names = kernels::variants(op);
     ASSERT_GE(names.size(), 2u) << op;
-    EXPECT_EQ(names.front(), std::string(op) == "conv2d_bwd_weight" ? "im2col" : "winograd") << op;
+    const std::string op_name = op;
+    EXPECT_EQ(names.front(), op_name == "conv2d_fwd" ? "auto" : op_name == "conv2d_bwd_data" ? "winograd" : "im2col")
+        << op;
     EXPECT_EQ(names.back(), "ref") << op;
   }
 }

@@ -1,5 +1,5 @@
 // Internal helpers of the fast float convolutions (conv2d_im2col.cpp, conv2d_depthwise_avx2.cpp,
-// conv2d_winograd_avx2.cpp) and the variants' entry points for conv2d_table.cpp.
+// conv2d_winograd_avx2.cpp, conv2d_direct_avx512.cpp) and the variants' entry points for conv2d_table.cpp.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -15,6 +15,8 @@ void conv2d_backward_weight_im2col(const Conv2dShape&, const float*, const float
 // Variant "winograd" (conv2d_winograd_avx2.cpp); shapes outside its domain go to im2col.
 void conv2d_forward_winograd(const Conv2dShape&, const float*, const float*, const float*, float*);
 void conv2d_backward_data_winograd(const Conv2dShape&, const float*, const float*, float*);
+// Variant "direct" (conv2d_direct_avx512.cpp): forward only; shapes outside its domain go to im2col.
+void conv2d_forward_direct(const Conv2dShape&, const float*, const float*, const float*, float*);
 
 namespace conv_detail {
 
@@ -41,6 +43,13 @@ inline bool is_depthwise(const Conv2dShape& s) { return s.groups == s.C && s.K =
 void depthwise_forward_avx2(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void depthwise_backward_data_avx2(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void depthwise_backward_weight_avx2(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
+
+// The direct kernel's domain: dense, unit horizontal stride, few taps per output (C*R*S <= 64 with at
+// most 7 channels: the first layer of an image model; from 8 channels on Winograd or the GEMM win).
+constexpr int64_t kDirectMaxTaps = 64;
+inline bool direct_applies(const Conv2dShape& s) {
+  return s.groups == 1 && s.stride_w == 1 && s.C < 8 && s.C * s.R * s.S <= kDirectMaxTaps;
+}
 
 // Range [lo, hi) of output columns q whose input column q*stride - pad + tap*dil lies in [0, W).
 struct ValidRange {

@@ -1,14 +1,25 @@
-// Variant tables of the float convolutions: "winograd" (forward and data gradient: F(2x2,3x3) for
-// dense 3x3 stride-1 convs with >= 8 channels, im2col for every other shape), "im2col" (GEMM-based,
-// depthwise direct) and "ref". Weight gradients: "im2col" and "ref".
+// Variant tables of the float convolutions. Forward: "auto" (per shape: "direct" for few input
+// channels, "winograd" for dense 3x3 stride-1 convs with >= 8 channels, "im2col" otherwise),
+// "winograd" and "direct" (each on its own domain, im2col for every other shape, so forcing one
+// compares it against im2col layer by layer), "im2col" (GEMM-based, depthwise direct) and "ref".
+// Data gradient: "winograd", "im2col", "ref". Weight gradient: "im2col" and "ref".
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_im2col.h"  // the variants' entry points
 
 namespace ember::cpu {
+namespace {
+// Compiled without ISA flags: only the domain tests run here, the kernels behind them are gated.
+void conv2d_forward_auto(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  if (kernels::has_avx512() && conv_detail::direct_applies(s)) return conv2d_forward_direct(s, x, w, bias, y);
+  conv2d_forward_winograd(s, x, w, bias, y);  // Winograd on its domain, im2col elsewhere
+}
+}  // namespace
 
 kernels::VariantTable<ConvFwdFn>& conv2d_fwd_table() {
   static kernels::VariantTable<ConvFwdFn> table("conv2d_fwd", {
+                                                                  {"auto", &conv2d_forward_auto, &kernels::has_avx2},
                                                                   {"winograd", &conv2d_forward_winograd, &kernels::has_avx2},
+                                                                  {"direct", &conv2d_forward_direct, &kernels::has_avx512},
                                                                   {"im2col", &conv2d_forward_im2col, nullptr},
                                                                   {"ref", &conv2d_forward_ref<float>, nullptr},
                                                               });
