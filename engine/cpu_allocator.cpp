@@ -9,6 +9,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <sys/mman.h>
+
 // Under AddressSanitizer a cached block is poisoned while it sits in the cache, and the rounding tail
 // past the request stays poisoned while it is in use, so use-after-free and overflow into the tail
 // are still reported although the memory is not returned to the system.
@@ -47,12 +49,45 @@ void* raw_alloc(size_t bytes) {
   return p;
 }
 
+// Large blocks come straight from mmap, not from malloc. glibc raises its mmap threshold (up to
+// 32 MiB) after the first large free, and from then on large blocks come from its heap, where freed
+// ones stay resident: measured on the SmallCNN step (batch 64, 64 px), peak RSS 244-252 MiB with the
+// block cache off against 168 MiB of live tensors; with mmap it is the 168 MiB. Blocks of 4 MiB and
+// more are 2 MiB-aligned and marked MADV_HUGEPAGE, so a fresh block faults in 2 MiB at a time instead
+// of 4 KiB (512x fewer page faults when the cache misses). Under ASan: malloc, so its heap checks hold.
+constexpr size_t kHugePage = size_t(2) << 20, kHugeMin = size_t(4) << 20;
+void* map_block(size_t bytes) {
+#ifdef EMBER_ASAN
+  return raw_alloc(bytes);
+#else
+  const size_t extra = bytes >= kHugeMin ? kHugePage : 0;
+  void* base = mmap(nullptr, bytes + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (base == MAP_FAILED) throw std::bad_alloc();
+  if (!extra) return base;
+  // Trim the mapping to a 2 MiB-aligned start; the tail past `bytes` (rounded to a page) goes too.
+  const uintptr_t b = reinterpret_cast<uintptr_t>(base), start = (b + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
+  const uintptr_t end = start + ((bytes + 4095) & ~size_t(4095)), map_end = b + bytes + extra;
+  if (start > b) munmap(base, start - b);
+  if (map_end > end) munmap(reinterpret_cast<void*>(end), map_end - end);
+  madvise(reinterpret_cast<void*>(start), bytes, MADV_HUGEPAGE);  // advisory: failure only costs speed
+  return reinterpret_cast<void*>(start);
+#endif
+}
+void unmap_block(void* p, size_t bytes) {
+#ifdef EMBER_ASAN
+  (void)bytes;
+  std::free(p);
+#else
+  munmap(p, bytes);
+#endif
+}
+
 struct Cache {
   std::mutex mu;
   std::multimap<size_t, void*> free_blocks;   // class size -> block
   std::unordered_map<void*, size_t> live;     // cached-class blocks handed out -> class size
   CpuAllocatorStats stats;
-  double slack = 1.0;  // footprint allowed above the peak live bytes (EMBER_CPU_CACHE_SLACK)
+  double slack = 0.0;  // footprint allowed above the peak live bytes (EMBER_CPU_CACHE_SLACK)
 
   Cache() {
     const char* env = std::getenv("EMBER_CPU_CACHE");
@@ -69,7 +104,7 @@ struct Cache {
       freed += it->first;
       stats.cached_bytes -= int64_t(it->first);
       EMBER_UNPOISON(it->second, it->first);
-      std::free(it->second);
+      unmap_block(it->second, it->first);
       free_blocks.erase(it);
     }
   }
@@ -92,11 +127,13 @@ void* aligned_alloc64(size_t nbytes) {
   const size_t rounded = nbytes == 0 ? 64 : (nbytes + 63) / 64 * 64;
   Cache& c = cache();
   if (rounded < kMinCached) return raw_alloc(rounded);
-  const size_t cls = size_class(rounded);
+  const size_t cls = size_class(rounded);  // pages past `rounded` are never touched, so cost no RSS
   std::lock_guard<std::mutex> lock(c.mu);
-  if (!c.stats.enabled) return raw_alloc(rounded);
   void* p = nullptr;
-  if (auto it = c.free_blocks.find(cls); it != c.free_blocks.end()) {
+  if (!c.stats.enabled) {
+    p = map_block(cls);
+    ++c.stats.misses;
+  } else if (auto it = c.free_blocks.find(cls); it != c.free_blocks.end()) {
     p = it->second;
     c.free_blocks.erase(it);
     c.stats.cached_bytes -= int64_t(cls);
@@ -105,7 +142,7 @@ void* aligned_alloc64(size_t nbytes) {
     const double need = double(c.stats.live_bytes) + double(cls);
     const double limit = std::max(need, double(c.stats.peak_live_bytes)) * (1 + c.slack);
     if (need + double(c.stats.cached_bytes) > limit) c.release(size_t(need + double(c.stats.cached_bytes) - limit));
-    p = raw_alloc(cls);
+    p = map_block(cls);
     ++c.stats.misses;
   }
   EMBER_UNPOISON(p, cls);
@@ -130,11 +167,13 @@ void aligned_free64(void* p) {
         EMBER_POISON(p, cls);
         c.free_blocks.emplace(cls, p);
         c.stats.cached_bytes += int64_t(cls);
-        return;
+      } else {
+        unmap_block(p, cls);
       }
+      return;
     }
   }
-  std::free(p);
+  std::free(p);  // a small block
 }
 
 CpuAllocatorStats cpu_allocator_stats() {

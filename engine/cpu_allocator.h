@@ -7,13 +7,14 @@
 // (powers of two split into 8 steps, so at most 12.5% rounding) and handed out again.
 //
 // Footprint bound: live + cached bytes may exceed the largest live total seen so far by at most the
-// slack (1.0: twice the peak live bytes; EMBER_CPU_CACHE_SLACK overrides); a miss that would go past
-// it first releases cached blocks, largest first. Tighter bounds were measured on a SmallCNN step
-// (batch 64, 64 px): no slack re-faulted a block every step (a freed 16 MiB index buffer evicted a
-// 32 MiB activation), 0.25 still missed 7 of 38 blocks per step, 1.0 missed none. The process' peak
-// RSS moved by 1-3% (310 -> 318 MB there; 755 -> 777 MB for a UTKFace epoch), because the cached
-// blocks are the ones the step needs anyway.
-//
+// slack (default 0: the cache never makes the process bigger than its own high-water mark of live
+// tensors; EMBER_CPU_CACHE_SLACK overrides); a miss that would go past it first releases cached
+// blocks, largest first. Large blocks are mmapped (2 MiB-aligned with MADV_HUGEPAGE from 4 MiB), so a
+// miss costs few page faults and a released block leaves the process at once. Measured 2026-11-23
+// (Zen 4, 2 threads), SmallCNN train step, batch 64, 64 px: slack 1.0 gave 270 MiB peak RSS and
+// ~510 images/s, 0.25 206 MiB, 0 168 MiB (= the peak of live tensors) and ~465 images/s (-9%);
+// VGG16 forward, batch 8: 974 MiB at 1.0, 782 MiB at 0 with no loss of speed. LibTorch 1.13 in the
+// same benchmark: 232-260 MiB and 853-925 MiB, so 0 is the default.
 // EMBER_CPU_CACHE=0 turns the cache off (plain aligned_alloc/free) so research can compare both;
 // EMBER_CPU_CACHE_STATS=1 prints hits, misses and peak bytes at exit.
 #pragma once
@@ -36,6 +37,6 @@ struct CpuAllocatorStats {
 CpuAllocatorStats cpu_allocator_stats();
 void cpu_allocator_release_cache();  // frees every cached block
 void cpu_allocator_set_enabled(bool on);  // default: on unless EMBER_CPU_CACHE=0
-void cpu_allocator_set_slack(double slack);  // footprint allowed above peak live bytes (default 1.0)
+void cpu_allocator_set_slack(double slack);  // footprint allowed above peak live bytes (default 0)
 
 }  // namespace ember
