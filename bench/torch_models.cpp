@@ -62,7 +62,10 @@ Tensor ember_labels(int64_t n, int64_t classes) {
 }
 
 void ember_train_loop(benchmark::State& state, ember::nn::Module& model, const Tensor& x, const Tensor& y) {
-  ember::SGD opt({ember::ParamGroup{model.parameters(), kLr}}, ember::SGDOptions{.momentum = kMomentum});
+  ember::ParamGroup group;
+  group.params = model.parameters();
+  group.lr = kLr;
+  ember::SGD opt({group}, ember::SGDOptions{.momentum = kMomentum});
   model.train();
   auto step = [&] {
     opt.zero_grad();
