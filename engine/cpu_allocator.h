@@ -11,10 +11,11 @@
 // tensors; EMBER_CPU_CACHE_SLACK overrides); a miss that would go past it first releases cached
 // blocks, largest first. Large blocks are mmapped (2 MiB-aligned with MADV_HUGEPAGE from 4 MiB), so a
 // miss costs few page faults and a released block leaves the process at once. Measured 2026-11-23
-// (Zen 4, 2 threads), SmallCNN train step, batch 64, 64 px: slack 1.0 gave 270 MiB peak RSS and
-// ~510 images/s, 0.25 206 MiB, 0 168 MiB (= the peak of live tensors) and ~465 images/s (-9%);
-// VGG16 forward, batch 8: 974 MiB at 1.0, 782 MiB at 0 with no loss of speed. LibTorch 1.13 in the
-// same benchmark: 232-260 MiB and 853-925 MiB, so 0 is the default.
+// (Zen 4, 2 threads, three interleaved rounds), SmallCNN train step, batch 64, 64 px: slack 1.0
+// gave 270 MiB peak RSS at a median 476 images/s, 0.25 206 MiB / 465, 0.1 182 MiB / 437, 0 168 MiB
+// (= the peak of live tensors) / 446: about 6% slower, within the run-to-run spread. VGG16 forward,
+// batch 8: 974 MiB at 1.0, 729-782 MiB at 0, same speed. LibTorch 1.13 in the same benchmark:
+// 216-260 MiB and 853-925 MiB, so 0 is the default; EMBER_CPU_CACHE_SLACK=1 buys the 6% back.
 // EMBER_CPU_CACHE=0 turns the cache off (plain aligned_alloc/free) so research can compare both;
 // EMBER_CPU_CACHE_STATS=1 prints hits, misses and peak bytes at exit.
 #pragma once
