@@ -7,6 +7,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/rng.h"
 #include "engine/strided.h"
 
@@ -195,6 +196,11 @@ Tensor& Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
   EMBER_CHECK(other.shape() == shape(), "add_: ", other.str(), " and ", str(), " differ in shape");
   check_same_dtype("add_", *this, other);
+  check_same_device("add_", *this, other);
+  if (device() == Device::CUDA) {  // gradient accumulation of GPU tensors
+    cuda_ops::add_(*this, other, alpha);
+    return *this;
+  }
   check_cpu("add_", *this);
   dispatch_float(dtype(), "add_", [&]<class T>() {
     T* d = data<T>();

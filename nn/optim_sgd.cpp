@@ -6,6 +6,7 @@
 //   w = w - lr * d
 // Arithmetic is done in the parameter's dtype, operation by operation in the same order as PyTorch,
 // so float64 runs agree to rounding.
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 #include "nn/optim.h"
 
@@ -30,8 +31,13 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Par
   if (use_momentum) {
     auto it = state.buffers.find("momentum_buffer");
     first = it == state.buffers.end();
-    if (first) buf = state.buffers["momentum_buffer"] = Tensor::empty(param.shape(), param.dtype());
+    if (first) buf = state.buffers["momentum_buffer"] = Tensor::empty(param.shape(), param.dtype(), param.device());
     else buf = it->second;
+  }
+  if (param.device() == Device::CUDA) {  // the same update as one fused kernel (engine/ops/cuda_ops.h)
+    cuda_ops::sgd_step(param, grad, buf, first, group.lr, opt_.momentum, opt_.dampening, group.weight_decay,
+                       opt_.nesterov);
+    return;
   }
   dispatch_float(param.dtype(), "sgd", [&]<class T>() {
     T* w = param.data<T>();

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 #include "kernels/cpu/batchnorm.h"
 
@@ -14,7 +15,7 @@ namespace {
 void check_channel_vector(const Tensor& x, const Tensor& v, const char* what) {
   if (!v.defined()) return;
   check_same_dtype("batch_norm", x, v);
-  check_cpu("batch_norm", v);
+  check_same_device("batch_norm", x, v);
   EMBER_CHECK(v.dim() == 1 && v.shape()[0] == x.shape()[1], "batch_norm: ", what, " ", v.str(),
               " must be [C] = [", x.shape()[1], "] for input ", x.str());
 }
@@ -22,7 +23,6 @@ void check_channel_vector(const Tensor& x, const Tensor& v, const char* what) {
 void check_batch_norm_args(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
                            const Tensor& running_var, bool training, double momentum, double eps) {
   check_defined("batch_norm", x, "input");
-  check_cpu("batch_norm", x);
   check_floating("batch_norm", x);
   EMBER_CHECK(x.dim() >= 2, "batch_norm: input must be [N, C] or [N, C, H, W], got ", x.str());
   check_channel_vector(x, weight, "weight");
@@ -62,6 +62,9 @@ void update_running_stats(Tensor& running_mean, Tensor& running_var, const Tenso
 Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor running_mean,
                   Tensor running_var, bool training, double momentum, double eps, bool fuse_relu) {
   check_batch_norm_args(x_in, weight_in, bias_in, running_mean, running_var, training, momentum, eps);
+  if (cuda_ops::on_cuda(x_in))
+    return cuda_ops::batch_norm(x_in, weight_in, bias_in, running_mean, running_var, training, momentum, eps, fuse_relu);
+  check_cpu("batch_norm", x_in);
   cpu::BatchNormShape s;
   s.N = x_in.shape()[0];
   s.C = x_in.shape()[1];

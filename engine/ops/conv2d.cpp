@@ -1,6 +1,7 @@
 // conv2d and pad2d: forward and backward side by side. The arithmetic lives in kernels/cpu/conv2d.h
 // (reference loops + fast variants chosen at run time: EMBER_CONV2D_FWD=im2col|ref, ...).
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 #include "kernels/cpu/conv2d.h"
 
@@ -33,7 +34,7 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
   EMBER_CHECK(w.dim() == 4, "conv2d: weight must be [K, C/groups, R, S], got ", w.str());
   check_same_dtype("conv2d", x, w);
   check_same_device("conv2d", x, w);
-  check_cpu("conv2d", x);
+  if (b.defined()) check_same_device("conv2d", x, b);
   check_floating("conv2d", x);
   EMBER_CHECK(o.groups >= 1 && x.shape()[1] % o.groups == 0 && w.shape()[0] % o.groups == 0, "conv2d: groups=", o.groups,
               " must divide input channels ", x.shape()[1], " and output channels ", w.shape()[0], " (input ", x.str(),
@@ -58,6 +59,7 @@ void check_conv_args(const Tensor& x, const Tensor& w, const Tensor& b, const Co
 
 Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const Conv2dOptions& opt) {
   check_conv_args(x_in, w_in, b_in, opt);
+  if (cuda_ops::on_cuda(x_in)) return cuda_ops::conv2d(x_in, w_in, b_in, conv_shape(x_in, w_in, opt));
   Tensor x = x_in.detach().contiguous(), w = w_in.detach().contiguous();
   Tensor b = b_in.defined() ? b_in.detach().contiguous() : Tensor();
   const cpu::Conv2dShape s = conv_shape(x, w, opt);

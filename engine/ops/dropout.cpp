@@ -4,6 +4,7 @@
 // gen.reserve(n). The mask therefore depends only on (seed, offset, i): the same for any thread
 // count, and the same as the CUDA kernel drawing with the same state.
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/rng.h"
 #include "engine/strided.h"
 #include "kernels/philox.h"
@@ -12,10 +13,11 @@ namespace ember {
 
 Tensor dropout(const Tensor& x_in, double p, bool training, Generator& gen) {
   check_defined("dropout", x_in, "input");
-  check_cpu("dropout", x_in);
   check_floating("dropout", x_in);
   EMBER_CHECK(p >= 0 && p <= 1, "dropout: probability p=", p, " must be in [0, 1] (input ", x_in.str(), ")");
   if (!training || p == 0) return x_in;
+  if (cuda_ops::on_cuda(x_in) && p < 1) return cuda_ops::dropout(x_in, p, gen);
+  check_cpu("dropout", x_in);
   if (p == 1) {  // everything dropped; 1/(1-p) would be infinite
     Tensor y = Tensor::zeros(x_in.shape(), x_in.dtype());
     return record("dropout", y, {x_in}, [shape = x_in.shape(), dtype = x_in.dtype()](const Tensor&) {

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 
 namespace ember {
@@ -172,13 +173,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   const char* op = "cross_entropy";
   check_defined(op, logits, "logits");
   check_defined(op, target, "target");
-  check_cpu(op, logits);
-  check_cpu(op, target);
   check_floating(op, logits);
   EMBER_CHECK(logits.dim() == 2, op, ": logits must be [N, C], got ", logits.str());
   EMBER_CHECK(target.dtype() == DType::Int64, op, ": target must hold int64 class indices, got ", target.str());
   EMBER_CHECK(target.dim() == 1 && target.shape()[0] == logits.shape()[0], op, ": target ", target.str(),
               " must be [N] for logits ", logits.str());
+  // On the GPU the targets are not range-checked on the host (that would copy them back every step).
+  if (cuda_ops::on_cuda(logits)) return cuda_ops::cross_entropy(logits, target, opt);
+  check_cpu(op, logits);
+  check_cpu(op, target);
   EMBER_CHECK(opt.label_smoothing >= 0 && opt.label_smoothing <= 1, op, ": label_smoothing=", opt.label_smoothing,
               " must be in [0, 1]");
   const int64_t N = logits.shape()[0], C = logits.shape()[1];

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 #include "kernels/cpu/gemm.h"
 
@@ -87,12 +88,15 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   EMBER_CHECK(x.shape()[1] == w.shape()[1], "linear: input features ", x.shape()[1], " of ", x.str(),
               " do not match weight ", w.str());
   check_same_dtype("linear", x, w);
-  check_cpu("linear", x);
+  check_same_device("linear", x, w);
   check_floating("linear", x);
   if (b.defined()) {
     check_same_dtype("linear", x, b);
+    check_same_device("linear", x, b);
     EMBER_CHECK(b.dim() == 1 && b.shape()[0] == w.shape()[0], "linear: bias ", b.str(), " does not match weight ", w.str());
   }
+  if (cuda_ops::on_cuda(x)) return cuda_ops::linear(x, w, b);
+  check_cpu("linear", x);
   const int64_t N = x.shape()[0], O = w.shape()[0];
   Tensor y = Tensor::empty({N, O}, x.dtype());
   dispatch_float(x.dtype(), "linear", [&]<class T>() {

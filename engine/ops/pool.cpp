@@ -1,21 +1,23 @@
 // Pooling ops: max (argmax indices saved for the backward), average, adaptive and global average.
 // Forward and backward side by side; the loops live in kernels/cpu/pool.h (EMBER_MAX_POOL2D=ref|fast, ...).
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 #include "kernels/cpu/pool.h"
 
 namespace ember {
 namespace {
 
-void check_pool_input(const char* op, const Tensor& x) {
+// Ops with a CUDA path (max_pool2d, adaptive_avg_pool2d) pass allow_cuda and check_cpu on their CPU path.
+void check_pool_input(const char* op, const Tensor& x, bool allow_cuda = false) {
   check_defined(op, x, "input");
-  check_cpu(op, x);
+  if (!allow_cuda) check_cpu(op, x);
   check_floating(op, x);
   EMBER_CHECK(x.dim() == 4, op, ": input must be [N, C, H, W], got ", x.str());
 }
 
-cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Pool2dOptions& o) {
-  check_pool_input(op, x);
+cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Pool2dOptions& o, bool allow_cuda = false) {
+  check_pool_input(op, x, allow_cuda);
   cpu::Pool2dShape s;
   s.N = x.shape()[0];
   s.C = x.shape()[1];
@@ -43,7 +45,9 @@ cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Pool2dOptions
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
-  const cpu::Pool2dShape s = pool_shape("max_pool2d", x_in, opt);
+  const cpu::Pool2dShape s = pool_shape("max_pool2d", x_in, opt, /*allow_cuda=*/true);
+  if (cuda_ops::on_cuda(x_in)) return cuda_ops::max_pool2d(x_in, opt);
+  check_cpu("max_pool2d", x_in);
   Tensor x = x_in.detach().contiguous();
   Tensor y = Tensor::empty({s.N, s.C, s.P(), s.Q()}, x.dtype());
   Tensor argmax = Tensor::empty({s.N, s.C, s.P(), s.Q()}, DType::Int64);
@@ -76,11 +80,13 @@ Tensor avg_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
-  check_pool_input("adaptive_avg_pool2d", x_in);
+  check_pool_input("adaptive_avg_pool2d", x_in, /*allow_cuda=*/true);
   EMBER_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
               " must be positive (input ", x_in.str(), ")");
   const int64_t N = x_in.shape()[0], C = x_in.shape()[1], H = x_in.shape()[2], W = x_in.shape()[3];
   EMBER_CHECK(H > 0 && W > 0, "adaptive_avg_pool2d: input ", x_in.str(), " has an empty spatial size");
+  if (cuda_ops::on_cuda(x_in)) return cuda_ops::adaptive_avg_pool2d(x_in, out_h, out_w);
+  check_cpu("adaptive_avg_pool2d", x_in);
   Tensor x = x_in.detach().contiguous();
   Tensor y = Tensor::empty({N, C, out_h, out_w}, x.dtype());
   dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&]<class T>() {

@@ -2,6 +2,7 @@
 // Backwards that need the input save x.detach(); those cheaper from the output save y.detach().
 #include <cmath>
 
+#include "engine/ops/cuda_ops.h"
 #include "engine/ops/elementwise_impl.h"
 
 namespace ember {
@@ -77,6 +78,7 @@ Tensor clamp(const Tensor& x, double lo, double hi) {
 }
 
 Tensor relu(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return cuda_ops::relu(x);
   Tensor y = unary_map("relu", x, [](auto v) { return v > 0 ? v : decltype(v)(0); });
   // y > 0 exactly where x > 0, so the backward keeps only y: the input (often a conv output) can be
   // freed after the forward, and the mask is applied in one pass without a derivative tensor.

@@ -1,0 +1,225 @@
+// CUDA paths of the differentiable ops (see engine/ops/cuda_ops.h): forward and backward side by
+// side, like the CPU ops they stand in for. Argument checks stay in the op files; what is checked
+// here is only what the GPU path adds (float32, contiguity). Compiles; not yet run on a GPU.
+#include "engine/ops/cuda_ops.h"
+
+#include "engine/autograd.h"
+#include "engine/error.h"
+
+#ifdef EMBER_WITH_CUDA
+#include "kernels/cuda/cuda_api.h"
+
+namespace ember::cuda_ops {
+namespace {
+
+// Device pointer of a float32 CUDA tensor, contiguous (the kernels index densely).
+const float* cf(const Tensor& t, const char* op) {
+  EMBER_CHECK(t.dtype() == DType::Float32, op, " on cuda: only float32 is supported, got ", t.str());
+  EMBER_CHECK(t.is_contiguous(), op, " on cuda: tensor ", t.str(), " must be contiguous");
+  return static_cast<const float*>(t.raw_data());
+}
+float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
+Tensor empty_like_cuda(const Shape& shape, DType dtype = DType::Float32) { return Tensor::empty(shape, dtype, Device::CUDA); }
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const cpu::Conv2dShape& s) {
+  Tensor x = x_in.detach(), w = w_in.detach(), b = b_in.defined() ? b_in.detach() : Tensor();
+  Tensor y = empty_like_cuda({s.N, s.K, s.P(), s.Q()});
+  cuda::conv2d_forward(s, cf(x, "conv2d"), cf(w, "conv2d"), b.defined() ? cf(b, "conv2d") : nullptr, mf(y, "conv2d"));
+  const bool need_gx = x_in.requires_grad();
+  return record("conv2d", y, {x_in, w_in, b_in}, [x, w, s, has_b = b.defined(), need_gx](const Tensor& g) {
+    Tensor gx = need_gx ? empty_like_cuda(x.shape()) : Tensor(), gw = empty_like_cuda(w.shape());
+    Tensor gb = has_b ? empty_like_cuda({s.K}) : Tensor();
+    if (need_gx) cuda::conv2d_backward_data(s, cf(g, "conv2d_backward"), cf(w, "conv2d_backward"), mf(gx, "conv2d_backward"));
+    cuda::conv2d_backward_weight(s, cf(x, "conv2d_backward"), cf(g, "conv2d_backward"), mf(gw, "conv2d_backward"),
+                                 has_b ? mf(gb, "conv2d_backward") : nullptr);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+}
+
+Tensor relu(const Tensor& x_in) {
+  Tensor y = empty_like_cuda(x_in.shape());
+  cuda::unary(cuda::UnaryOp::Relu, x_in.numel(), cf(x_in, "relu"), mf(y, "relu"));
+  return record("relu", y, {x_in}, [y = y.detach()](const Tensor& g) {
+    Tensor gx = empty_like_cuda(y.shape());
+    cuda::relu_backward(y.numel(), cf(y, "relu_backward"), cf(g, "relu_backward"), mf(gx, "relu_backward"));
+    return std::vector<Tensor>{gx};
+  });
+}
+
+Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
+  cuda::Pool2dShape s;
+  s.N = x_in.shape()[0], s.C = x_in.shape()[1], s.H = x_in.shape()[2], s.W = x_in.shape()[3];
+  s.kernel_h = opt.kernel_h, s.kernel_w = opt.kernel_w, s.stride_h = opt.stride_h, s.stride_w = opt.stride_w;
+  s.pad_h = opt.pad_h, s.pad_w = opt.pad_w;
+  Tensor x = x_in.detach();
+  Tensor y = empty_like_cuda({s.N, s.C, s.P(), s.Q()});
+  Tensor idx = empty_like_cuda({s.N, s.C, s.P(), s.Q()}, DType::Int64);
+  cuda::max_pool2d_forward(s, cf(x, "max_pool2d"), mf(y, "max_pool2d"), static_cast<int64_t*>(idx.raw_data()));
+  // cuDNN's backward reads x and y, ember's the indices: keep all three so either variant works.
+  return record("max_pool2d", y, {x_in}, [s, x, y = y.detach(), idx](const Tensor& g) {
+    Tensor gx = empty_like_cuda(x.shape());
+    cuda::max_pool2d_backward(s, cf(x, "max_pool2d_backward"), cf(y, "max_pool2d_backward"), cf(g, "max_pool2d_backward"),
+                              static_cast<const int64_t*>(idx.raw_data()), mf(gx, "max_pool2d_backward"));
+    return std::vector<Tensor>{gx};
+  });
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
+  const int64_t N = x_in.shape()[0], C = x_in.shape()[1], H = x_in.shape()[2], W = x_in.shape()[3];
+  if (out_h == H && out_w == W) return x_in;  // every window is one element
+  EMBER_CHECK(out_h == 1 && out_w == 1, "adaptive_avg_pool2d on cuda: only output 1x1 or the input's own size (",
+              H, "x", W, ") is implemented, asked for ", out_h, "x", out_w, " (input ", x_in.str(), ")");
+  Tensor y = empty_like_cuda({N, C, 1, 1});
+  cuda::global_avg_pool_forward(N, C, H * W, cf(x_in, "adaptive_avg_pool2d"), mf(y, "adaptive_avg_pool2d"));
+  return record("adaptive_avg_pool2d", y, {x_in}, [N, C, H, W](const Tensor& g) {
+    Tensor gx = empty_like_cuda({N, C, H, W});
+    cuda::global_avg_pool_backward(N, C, H * W, cf(g, "adaptive_avg_pool2d_backward"),
+                                   mf(gx, "adaptive_avg_pool2d_backward"));
+    return std::vector<Tensor>{gx};
+  });
+}
+
+// y[N,O] = x[N,I] w[O,I]^T + b: row-major sgemm with B transposed (cuBLAS, EMBER_GEMM_PRECISION).
+Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
+  Tensor x = x_in.detach(), w = w_in.detach(), b = b_in.defined() ? b_in.detach() : Tensor();
+  const int64_t N = x.shape()[0], I = x.shape()[1], O = w.shape()[0];
+  Tensor y = empty_like_cuda({N, O});
+  const auto prec = cuda::Precision::FP32;
+  cuda::sgemm_lt_bias(prec, false, true, N, O, I, cf(x, "linear"), I, cf(w, "linear"), I,
+                      b.defined() ? cf(b, "linear") : nullptr, mf(y, "linear"), O);
+  return record("linear", y, {x_in, w_in, b_in}, [x, w, N, I, O, prec, has_b = b.defined()](const Tensor& g) {
+    Tensor gx = empty_like_cuda({N, I}), gw = empty_like_cuda({O, I});
+    // gx = g w (N x O times O x I); gw = g^T x (O x N times N x I); gb = column sums of g.
+    cuda::sgemm(prec, false, false, N, I, O, 1.f, cf(g, "linear_backward"), O, cf(w, "linear_backward"), I, 0.f,
+                mf(gx, "linear_backward"), I);
+    cuda::sgemm(prec, true, false, O, I, N, 1.f, cf(g, "linear_backward"), O, cf(x, "linear_backward"), I, 0.f,
+                mf(gw, "linear_backward"), I);
+    Tensor gb;
+    if (has_b) {
+      gb = empty_like_cuda({O});
+      cuda::reduce_dim(cuda::ReduceOp::Sum, 1, N, O, cf(g, "linear_backward"), mf(gb, "linear_backward"), nullptr);
+    }
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+}
+
+// Same Philox stream as the CPU op (kernels/philox.h, 4 values per counter), so masks agree.
+Tensor dropout(const Tensor& x_in, double p, Generator& gen) {
+  const int64_t n = x_in.numel();
+  const uint64_t seed = gen.seed(), offset = gen.reserve(uint64_t(n));
+  Tensor y = empty_like_cuda(x_in.shape());
+  // One byte per element; ember has no uint8 dtype, so the bytes live in a float32 buffer of n/4.
+  Tensor mask = empty_like_cuda({(n + 3) / 4});
+  cuda::dropout_forward(n, float(p), seed, offset, cf(x_in, "dropout"), mf(y, "dropout"),
+                        static_cast<uint8_t*>(mask.raw_data()));
+  return record("dropout", y, {x_in}, [mask, p, n, shape = x_in.shape()](const Tensor& g) {
+    Tensor gx = empty_like_cuda(shape);
+    cuda::dropout_backward(n, float(p), static_cast<const uint8_t*>(mask.raw_data()), cf(g, "dropout_backward"),
+                           mf(gx, "dropout_backward"));
+    return std::vector<Tensor>{gx};
+  });
+}
+
+// Fused softmax + cross-entropy, mean reduction (the CPU op's other options stay CPU-only).
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossEntropyOptions& opt) {
+  EMBER_CHECK(opt.reduction == Reduction::Mean && opt.label_smoothing == 0.0,
+              "cross_entropy on cuda: only reduction=mean without label smoothing is implemented (logits ",
+              logits_in.str(), ")");
+  EMBER_CHECK(target.device() == Device::CUDA && target.dtype() == DType::Int64 && target.is_contiguous(),
+              "cross_entropy on cuda: target must be a contiguous int64 CUDA tensor, got ", target.str());
+  Tensor z = logits_in.detach(), t = target.detach();
+  Tensor cw = opt.class_weight.defined() ? opt.class_weight.detach() : Tensor();
+  const int64_t N = z.shape()[0], C = z.shape()[1];
+  Tensor loss = empty_like_cuda({}), lse = empty_like_cuda({N}), total = empty_like_cuda({});
+  const auto* tp = static_cast<const int64_t*>(t.raw_data());
+  cuda::softmax_xent_forward(N, C, cf(z, "cross_entropy"), tp, cw.defined() ? cf(cw, "cross_entropy") : nullptr,
+                             opt.ignore_index, mf(loss, "cross_entropy"), mf(lse, "cross_entropy"),
+                             mf(total, "cross_entropy"));
+  return record("cross_entropy", loss, {logits_in}, [z, t, cw, lse, total, N, C, ignore = opt.ignore_index](const Tensor& g) {
+    Tensor gz = empty_like_cuda({N, C});
+    cuda::softmax_xent_backward(N, C, cf(z, "cross_entropy_backward"), static_cast<const int64_t*>(t.raw_data()),
+                                cw.defined() ? cf(cw, "cross_entropy_backward") : nullptr, ignore,
+                                cf(lse, "cross_entropy_backward"), cf(total, "cross_entropy_backward"),
+                                cf(g, "cross_entropy_backward"), mf(gz, "cross_entropy_backward"));
+    return std::vector<Tensor>{gz};
+  });
+}
+
+Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum, double eps, bool fuse_relu) {
+  EMBER_CHECK(weight_in.defined() && bias_in.defined(), "batch_norm on cuda: needs weight and bias (affine), input ",
+              x_in.str());
+  cuda::BatchNormArgs a;
+  a.N = x_in.shape()[0], a.C = x_in.shape()[1], a.HW = a.N * a.C == 0 ? 0 : x_in.numel() / (a.N * a.C);
+  a.eps = float(eps), a.momentum = float(momentum), a.relu = fuse_relu;
+  Tensor x = x_in.detach(), w = weight_in.detach(), b = bias_in.detach();
+  Tensor y = empty_like_cuda(x.shape());
+  Tensor mean = empty_like_cuda({a.C}), invstd = empty_like_cuda({a.C});
+  float* rm = running_mean.defined() ? mf(running_mean, "batch_norm") : nullptr;
+  float* rv = running_var.defined() ? mf(running_var, "batch_norm") : nullptr;
+  if (!training) {
+    EMBER_CHECK(rm && rv, "batch_norm on cuda: eval mode needs running statistics (input ", x_in.str(), ")");
+    cuda::batchnorm_forward_eval(a, cf(x, "batch_norm"), cf(w, "batch_norm"), cf(b, "batch_norm"), rm, rv,
+                                 mf(y, "batch_norm"));
+    // Eval-mode backward (frozen statistics) is a per-channel scale: not needed to train, not done here.
+    return record("batch_norm", y, {x_in, weight_in, bias_in}, [shape = x.shape()](const Tensor&) -> std::vector<Tensor> {
+      throw Error("batch_norm on cuda: backward through eval mode is not implemented (tensor " + shape_str(shape) + ")");
+    });
+  }
+  cuda::batchnorm_forward_train(a, cf(x, "batch_norm"), cf(w, "batch_norm"), cf(b, "batch_norm"), mf(y, "batch_norm"),
+                                mf(mean, "batch_norm"), mf(invstd, "batch_norm"), rm, rv);
+  return record(fuse_relu ? "batch_norm_relu" : "batch_norm", y, {x_in, weight_in, bias_in},
+                [a, x, w, y = y.detach(), mean, invstd](const Tensor& g) {
+                  Tensor gx = empty_like_cuda(x.shape()), gw = empty_like_cuda({a.C}), gb = empty_like_cuda({a.C});
+                  cuda::batchnorm_backward(a, cf(x, "batch_norm_backward"), cf(y, "batch_norm_backward"),
+                                           cf(g, "batch_norm_backward"), cf(w, "batch_norm_backward"),
+                                           cf(mean, "batch_norm_backward"), cf(invstd, "batch_norm_backward"),
+                                           mf(gx, "batch_norm_backward"), mf(gw, "batch_norm_backward"),
+                                           mf(gb, "batch_norm_backward"));
+                  return std::vector<Tensor>{gx, gw, gb};
+                });
+}
+
+void add_(Tensor& dst, const Tensor& src, double alpha) {
+  cuda::axpby(dst.numel(), float(alpha), cf(src, "add_"), 1.f, mf(dst, "add_"));
+}
+
+void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step, double lr, double momentum,
+              double dampening, double weight_decay, bool nesterov) {
+  cuda::SgdArgs a;
+  a.lr = float(lr), a.momentum = float(momentum), a.dampening = float(dampening), a.weight_decay = float(weight_decay);
+  a.nesterov = nesterov, a.first_step = first_step;
+  float* p = mf(param, "sgd");
+  const float* g = cf(grad, "sgd");
+  float* buf = momentum != 0.0 ? mf(momentum_buffer, "sgd") : nullptr;
+  const int64_t n = param.numel();
+  cuda::sgd_step(a, 1, &p, &g, &buf, &n);
+}
+
+}  // namespace ember::cuda_ops
+
+#else  // no CUDA in this build: no tensor can be on the GPU, so nothing below is reachable.
+
+namespace ember::cuda_ops {
+namespace {
+[[noreturn]] void unreachable(const char* op) {
+  throw Error(std::string(op) + ": a CUDA tensor in a build without CUDA (rebuild with -DEMBER_CUDA=ON)");
+}
+}  // namespace
+Tensor conv2d(const Tensor&, const Tensor&, const Tensor&, const cpu::Conv2dShape&) { unreachable("conv2d"); }
+Tensor relu(const Tensor&) { unreachable("relu"); }
+Tensor max_pool2d(const Tensor&, const Pool2dOptions&) { unreachable("max_pool2d"); }
+Tensor adaptive_avg_pool2d(const Tensor&, int64_t, int64_t) { unreachable("adaptive_avg_pool2d"); }
+Tensor linear(const Tensor&, const Tensor&, const Tensor&) { unreachable("linear"); }
+Tensor dropout(const Tensor&, double, Generator&) { unreachable("dropout"); }
+Tensor cross_entropy(const Tensor&, const Tensor&, const CrossEntropyOptions&) { unreachable("cross_entropy"); }
+Tensor batch_norm(const Tensor&, const Tensor&, const Tensor&, Tensor, Tensor, bool, double, double, bool) {
+  unreachable("batch_norm");
+}
+void add_(Tensor&, const Tensor&, double) { unreachable("add_"); }
+void sgd_step(Tensor&, const Tensor&, Tensor&, bool, double, double, double, double, bool) { unreachable("sgd"); }
+}  // namespace ember::cuda_ops
+
+#endif

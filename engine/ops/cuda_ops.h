@@ -1,0 +1,36 @@
+// The CUDA side of the differentiable ops: what conv2d, relu, max_pool2d, linear, dropout,
+// cross_entropy, batch_norm, add_ and the SGD step do when their tensors live on the GPU. Each op
+// file checks `on_cuda(x)` first and hands the call here; forward and backward sit side by side in
+// engine/ops/cuda_ops.cpp, on the kernels of kernels/cuda/cuda_api.h (ember's own conv, pooling and
+// batchnorm kernels, or cuDNN, as EMBER_CONV / EMBER_POOL / EMBER_BN choose; cuBLAS for linear).
+// float32 only. In a build without CUDA no tensor can be on the GPU, and these throw if reached.
+//
+// Status: compiles; NOT YET RUN on a GPU (no device was lent while it was written). The check that
+// validates it is tests/test_cuda_training.cpp, which skips without a device.
+#pragma once
+#include <cstdint>
+
+#include "engine/ops.h"
+#include "engine/rng.h"
+#include "kernels/cpu/conv2d.h"
+
+namespace ember::cuda_ops {
+
+inline bool on_cuda(const Tensor& t) { return t.defined() && t.device() == Device::CUDA; }
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv2dShape& s);
+Tensor relu(const Tensor& x);
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt);
+// Two cases only: output size == input size (VGG's 7x7 pool at 224 px: the input itself) and 1x1.
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+Tensor dropout(const Tensor& x, double p, Generator& gen);
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& opt);
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean, Tensor running_var,
+                  bool training, double momentum, double eps, bool fuse_relu);
+void add_(Tensor& dst, const Tensor& src, double alpha);  // dst += alpha * src, same shape
+// One SGD step of PyTorch's torch.optim.SGD on a CUDA parameter (momentum buffer on the GPU too).
+void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step, double lr, double momentum,
+              double dampening, double weight_decay, bool nesterov);
+
+}  // namespace ember::cuda_ops

@@ -1,0 +1,94 @@
+// Training through autograd on the GPU (engine/ops/cuda_ops.cpp) against the same model on the CPU:
+// SmallCNN with conv, batchnorm (+fused ReLU), ReLU, max pool, global average pool, a hidden Linear
+// with dropout and a Linear head, cross-entropy and SGD with momentum. Identical seeds give identical
+// parameters and dropout masks on both devices, so loss, every gradient and the parameters after two
+// steps must agree to float32 rounding (FP32 convolutions, FP32 cuBLAS).
+// Skips without a device. Written in a session without a GPU: the first GPU session validates it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/ops.h"
+#include "nn/models/small_cnn.h"
+#include "nn/optim.h"
+#include "tests/cuda/cuda_test_util.h"
+
+namespace ember {
+namespace {
+
+double rel_err(const Tensor& got, const Tensor& want) {
+  const std::vector<double> g = got.to(Device::CPU).to_vector<double>(), w = want.to_vector<double>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < w.size(); ++i) num += (g[i] - w[i]) * (g[i] - w[i]), den += w[i] * w[i];
+  return std::sqrt(num / (den + 1e-30));
+}
+
+std::shared_ptr<nn::SmallCNN> make_model(bool fuse_bn_relu) {
+  Generator gen(7);
+  return std::make_shared<nn::SmallCNN>(
+      nn::SmallCNNConfig{.in_channels = 3, .channels = {8, 16}, .convs_per_block = 1, .batch_norm = true,
+                         .fuse_bn_relu = fuse_bn_relu, .hidden = 32, .dropout = 0.25, .num_classes = 5},
+      gen);
+}
+
+void train_both_and_compare(bool fuse_bn_relu) {
+  auto cpu_model = make_model(fuse_bn_relu), gpu_model = make_model(fuse_bn_relu);
+  gpu_model->to(Device::CUDA);
+  cpu_model->train();
+  gpu_model->train();
+  Generator data_gen(3);
+  Tensor x = Tensor::normal({4, 3, 18, 14}, 0, 1, data_gen);
+  Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 3, 1, 4}, {4});
+  Tensor x_gpu = x.to(Device::CUDA), y_gpu = y.to(Device::CUDA);
+  SGD cpu_opt({ParamGroup{cpu_model->parameters(), 0.05, 1e-4, ""}}, SGDOptions{.momentum = 0.9});
+  SGD gpu_opt({ParamGroup{gpu_model->parameters(), 0.05, 1e-4, ""}}, SGDOptions{.momentum = 0.9});
+  for (int step = 0; step < 2; ++step) {
+    cpu_opt.zero_grad();
+    gpu_opt.zero_grad();
+    Tensor cpu_loss = cross_entropy((*cpu_model)(x), y), gpu_loss = cross_entropy((*gpu_model)(x_gpu), y_gpu);
+    ASSERT_EQ(gpu_loss.device(), Device::CUDA);
+    EXPECT_NEAR(gpu_loss.item(), cpu_loss.item(), 1e-4 * std::abs(cpu_loss.item())) << "step " << step;
+    cpu_loss.backward();
+    gpu_loss.backward();
+    const auto cpu_params = cpu_model->named_parameters(), gpu_params = gpu_model->named_parameters();
+    ASSERT_EQ(cpu_params.size(), gpu_params.size());
+    for (size_t i = 0; i < cpu_params.size(); ++i) {
+      const Tensor& g_cpu = cpu_params[i].second.grad();
+      const Tensor& g_gpu = gpu_params[i].second.grad();
+      ASSERT_TRUE(g_gpu.defined()) << cpu_params[i].first << " got no gradient on the GPU";
+      EXPECT_EQ(g_gpu.device(), Device::CUDA) << cpu_params[i].first;
+      EXPECT_LE(rel_err(g_gpu, g_cpu), 1e-4) << "grad of " << cpu_params[i].first << ", step " << step;
+    }
+    cpu_opt.step();
+    gpu_opt.step();
+    for (size_t i = 0; i < cpu_params.size(); ++i)
+      EXPECT_LE(rel_err(gpu_params[i].second, cpu_params[i].second), 1e-5) << cpu_params[i].first << " after step " << step;
+  }
+}
+
+TEST(CudaTraining, SmallCnnStepMatchesCpu) {
+  EMBER_REQUIRE_CUDA();
+  train_both_and_compare(false);
+}
+
+TEST(CudaTraining, SmallCnnWithFusedBnReluStepMatchesCpu) {
+  EMBER_REQUIRE_CUDA();
+  train_both_and_compare(true);
+}
+
+TEST(CudaTraining, OpsWithoutAGpuPathNameTheOp) {
+  EMBER_REQUIRE_CUDA();
+  Tensor x = Tensor::ones({2, 3}).to(Device::CUDA);
+  try {
+    (void)softmax(x, 1);
+    FAIL() << "softmax on a CUDA tensor should throw";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("softmax"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ember
