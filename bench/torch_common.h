@@ -29,6 +29,31 @@ inline std::string libblas_target() {
   return len > 0 ? std::string(target, size_t(len)) : "unknown";
 }
 
+// torchvision's vgg16 (configuration D, no BN), ReLU in place as torchvision has it.
+inline torch::nn::Sequential torch_vgg16() {
+  torch::nn::Sequential m;
+  int64_t in = 3;
+  for (int64_t v : {64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512, -1}) {
+    if (v < 0) {
+      m->push_back(torch::nn::MaxPool2d(2));
+      continue;
+    }
+    m->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, v, 3).padding(1)));
+    m->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
+    in = v;
+  }
+  m->push_back(torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({7, 7})));
+  m->push_back(torch::nn::Flatten());
+  m->push_back(torch::nn::Linear(512 * 7 * 7, 4096));
+  m->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
+  m->push_back(torch::nn::Dropout(0.5));
+  m->push_back(torch::nn::Linear(4096, 4096));
+  m->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
+  m->push_back(torch::nn::Dropout(0.5));
+  m->push_back(torch::nn::Linear(4096, 1000));
+  return m;
+}
+
 inline int run_torch_comparison(int argc, char** argv) {
   const int threads = bench_threads();
   omp_set_num_threads(threads);

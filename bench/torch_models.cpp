@@ -174,35 +174,10 @@ void BM_small_cnn_train_torch(benchmark::State& state) {
   mem.report(state, 64);
 }
 
-// torchvision's vgg16 (configuration D, no BN), ReLU in place as torchvision has it.
-torch::nn::Sequential torch_vgg16() {
-  torch::nn::Sequential m;
-  int64_t in = 3;
-  for (int64_t v : {64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512, -1}) {
-    if (v < 0) {
-      m->push_back(torch::nn::MaxPool2d(2));
-      continue;
-    }
-    m->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(in, v, 3).padding(1)));
-    m->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
-    in = v;
-  }
-  m->push_back(torch::nn::AdaptiveAvgPool2d(torch::nn::AdaptiveAvgPool2dOptions({7, 7})));
-  m->push_back(torch::nn::Flatten());
-  m->push_back(torch::nn::Linear(512 * 7 * 7, 4096));
-  m->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
-  m->push_back(torch::nn::Dropout(0.5));
-  m->push_back(torch::nn::Linear(4096, 4096));
-  m->push_back(torch::nn::ReLU(torch::nn::ReLUOptions(true)));
-  m->push_back(torch::nn::Dropout(0.5));
-  m->push_back(torch::nn::Linear(4096, 1000));
-  return m;
-}
-
 void BM_vgg16_fwd_torch(benchmark::State& state) {
   PeakMemory mem;
   torch::manual_seed(1);
-  auto model = torch_vgg16();
+  auto model = ember::bench::torch_vgg16();
   model->eval();
   auto x = torch::randn({8, 3, 224, 224});
   torch::NoGradGuard no_grad;
@@ -215,7 +190,7 @@ void BM_vgg16_train_torch(benchmark::State& state) {
   PeakMemory mem;
   const int64_t batch = vgg_train_batch();
   torch::manual_seed(1);
-  auto model = torch_vgg16();
+  auto model = ember::bench::torch_vgg16();
   auto x = torch::randn({batch, 3, 224, 224}), y = torch_labels(batch, 1000);
   torch_train_loop(state, model, x, y);
   state.SetLabel("batch " + std::to_string(batch));

@@ -3,11 +3,13 @@
 #   1. configure with -DEMBER_CUDA=ON (cuDNN and LibTorch found inside the installed PyTorch),
 #   2. build with ninja, 3. run ctest (all tests, GPU ones included),
 #   4. compute-sanitizer memcheck + racecheck on the CUDA test binary,
-#   5. the CUDA benchmarks, 6. a short summary table (last thing printed).
+#   5. the VGG16 train step against LibTorch (bench/cuda/torch_cuda_models), then the CUDA kernel
+#      benchmarks, 6. a short summary table (last thing printed).
 # Finishes inside 10 minutes: each step has its own time limit. Full logs go to $OUT (when set)
 # or to $BUILD_DIR/gpu-check-logs. Usage: tools/gpu-check.sh [build-dir]
 # Knobs: CUDA_ARCHS (default: this GPU's compute capability), EMBER_BENCH_BATCH (default 64),
-#        JOBS (default: nproc), SKIP_BENCH=1, SKIP_SANITIZER=1, GPU_BENCH_BIN=path.
+#        JOBS (default: nproc), SKIP_BENCH=1, SKIP_MODEL_BENCH=1, SKIP_SANITIZER=1, GPU_BENCH_BIN=path,
+#        EMBER_BENCH_VGG_BATCH (VGG16 train step batch, default 32).
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -144,6 +146,19 @@ for tool in memcheck racecheck; do
   done
   record "$tool" "$([[ $failed -eq 0 ]] && echo PASS || echo FAIL)" "$errors"
 done
+
+# ---------------------------------------------------------------- VGG16 train step vs LibTorch (issue 7)
+# bench/cuda/torch_cuda_models: ember's autograd on the GPU against LibTorch eager, FP32 and TF32.
+MODEL_BIN="$(find_bins 'torch_cuda_models' | head -n 1)"
+if [[ -n "${SKIP_BENCH:-}${SKIP_MODEL_BENCH:-}" || -z "$MODEL_BIN" ]]; then
+  record vgg16-train SKIP "$([[ -z "$MODEL_BIN" ]] && echo 'no torch_cuda_models binary (LibTorch not found?)' || echo 'skipped')"
+else
+  run_step vgg16-train 150 "$LOG_DIR/vgg16_train.log" "$MODEL_BIN" --benchmark_out="$LOG_DIR/vgg16_train.json" \
+    --benchmark_out_format=json
+  rc=$?
+  record vgg16-train "$([[ $rc -eq 0 ]] && echo PASS || echo FAIL)" \
+    "$(grep -E '^BM_vgg16' "$LOG_DIR/vgg16_train.log" | awk '{print $1, $(NF-4), $(NF-3)}' | tr '\n' ';' | head -c 400)"
+fi
 
 # ---------------------------------------------------------------- benchmarks
 if [[ -n "${SKIP_BENCH:-}" || -z "$BENCH_BIN" ]]; then
