@@ -16,6 +16,9 @@
 // (= the peak of live tensors) / 446: about 6% slower, within the run-to-run spread. VGG16 forward,
 // batch 8: 974 MiB at 1.0, 729-782 MiB at 0, same speed. LibTorch 1.13 in the same benchmark:
 // 216-260 MiB and 853-925 MiB, so 0 is the default; EMBER_CPU_CACHE_SLACK=1 buys the 6% back.
+// The cost grows with the data loader's threads allocating beside the step: a UTKFace multitask
+// epoch took 70 s at slack 0 (7,034 misses) against 61 s at 1 (71 misses), so `ember run` (long
+// training runs, apps/driver/commands.cpp) sets slack 1 unless the environment variable is given.
 // EMBER_CPU_CACHE=0 turns the cache off (plain aligned_alloc/free) so research can compare both;
 // EMBER_CPU_CACHE_STATS=1 prints hits, misses and peak bytes at exit.
 #pragma once
