@@ -48,11 +48,11 @@ Tensor relu(const Tensor& x_in) {
   });
 }
 
-Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
-  cuda::Pool2dShape s;
-  s.N = x_in.shape()[0], s.C = x_in.shape()[1], s.H = x_in.shape()[2], s.W = x_in.shape()[3];
-  s.kernel_h = opt.kernel_h, s.kernel_w = opt.kernel_w, s.stride_h = opt.stride_h, s.stride_w = opt.stride_w;
-  s.pad_h = opt.pad_h, s.pad_w = opt.pad_w;
+Tensor max_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
+  cuda::Pool2dShape s;  // the same geometry in the CUDA API's struct
+  s.N = cs.N, s.C = cs.C, s.H = cs.H, s.W = cs.W;
+  s.kernel_h = cs.kernel_h, s.kernel_w = cs.kernel_w, s.stride_h = cs.stride_h, s.stride_w = cs.stride_w;
+  s.pad_h = cs.pad_h, s.pad_w = cs.pad_w;
   Tensor x = x_in.detach();
   Tensor y = empty_like_cuda({s.N, s.C, s.P(), s.Q()});
   Tensor idx = empty_like_cuda({s.N, s.C, s.P(), s.Q()}, DType::Int64);
@@ -210,7 +210,7 @@ namespace {
 }  // namespace
 Tensor conv2d(const Tensor&, const Tensor&, const Tensor&, const cpu::Conv2dShape&) { unreachable("conv2d"); }
 Tensor relu(const Tensor&) { unreachable("relu"); }
-Tensor max_pool2d(const Tensor&, const Pool2dOptions&) { unreachable("max_pool2d"); }
+Tensor max_pool2d(const Tensor&, const cpu::Pool2dShape&) { unreachable("max_pool2d"); }
 Tensor adaptive_avg_pool2d(const Tensor&, int64_t, int64_t) { unreachable("adaptive_avg_pool2d"); }
 Tensor linear(const Tensor&, const Tensor&, const Tensor&) { unreachable("linear"); }
 Tensor dropout(const Tensor&, double, Generator&) { unreachable("dropout"); }

@@ -6,13 +6,14 @@
 // float32 only. In a build without CUDA no tensor can be on the GPU, and these throw if reached.
 //
 // Status: compiles; NOT YET RUN on a GPU (no device was lent while it was written). The check that
-// validates it is tests/test_cuda_training.cpp, which skips without a device.
+// validates it is tests/cuda/test_cuda_training.cpp, which skips without a device.
 #pragma once
 #include <cstdint>
 
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/pool.h"
 
 namespace ember::cuda_ops {
 
@@ -20,7 +21,7 @@ inline bool on_cuda(const Tensor& t) { return t.defined() && t.device() == Devic
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv2dShape& s);
 Tensor relu(const Tensor& x);
-Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt);
+Tensor max_pool2d(const Tensor& x, const cpu::Pool2dShape& s);
 // Two cases only: output size == input size (VGG's 7x7 pool at 224 px: the input itself) and 1x1.
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);

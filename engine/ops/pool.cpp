@@ -8,16 +8,16 @@
 namespace ember {
 namespace {
 
-// Ops with a CUDA path (max_pool2d, adaptive_avg_pool2d) pass allow_cuda and check_cpu on their CPU path.
-void check_pool_input(const char* op, const Tensor& x, bool allow_cuda = false) {
+// Device-neutral checks; each op checks the device itself where its CPU path starts (max_pool2d and
+// adaptive_avg_pool2d first hand CUDA tensors to engine/ops/cuda_ops.h).
+void check_pool_input(const char* op, const Tensor& x) {
   check_defined(op, x, "input");
-  if (!allow_cuda) check_cpu(op, x);
   check_floating(op, x);
   EMBER_CHECK(x.dim() == 4, op, ": input must be [N, C, H, W], got ", x.str());
 }
 
-cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Pool2dOptions& o, bool allow_cuda = false) {
-  check_pool_input(op, x, allow_cuda);
+cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Pool2dOptions& o) {
+  check_pool_input(op, x);
   cpu::Pool2dShape s;
   s.N = x.shape()[0];
   s.C = x.shape()[1];
@@ -45,8 +45,8 @@ cpu::Pool2dShape pool_shape(const char* op, const Tensor& x, const Pool2dOptions
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
-  const cpu::Pool2dShape s = pool_shape("max_pool2d", x_in, opt, /*allow_cuda=*/true);
-  if (cuda_ops::on_cuda(x_in)) return cuda_ops::max_pool2d(x_in, opt);
+  const cpu::Pool2dShape s = pool_shape("max_pool2d", x_in, opt);
+  if (cuda_ops::on_cuda(x_in)) return cuda_ops::max_pool2d(x_in, s);
   check_cpu("max_pool2d", x_in);
   Tensor x = x_in.detach().contiguous();
   Tensor y = Tensor::empty({s.N, s.C, s.P(), s.Q()}, x.dtype());
@@ -67,6 +67,7 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
 
 Tensor avg_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
   const cpu::Pool2dShape s = pool_shape("avg_pool2d", x_in, opt);
+  check_cpu("avg_pool2d", x_in);
   Tensor x = x_in.detach().contiguous();
   Tensor y = Tensor::empty({s.N, s.C, s.P(), s.Q()}, x.dtype());
   dispatch_float(x.dtype(), "avg_pool2d", [&]<class T>() { cpu::avg_pool2d_forward<T>(s, x.data<T>(), y.data<T>()); });
@@ -80,7 +81,7 @@ Tensor avg_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
-  check_pool_input("adaptive_avg_pool2d", x_in, /*allow_cuda=*/true);
+  check_pool_input("adaptive_avg_pool2d", x_in);
   EMBER_CHECK(out_h > 0 && out_w > 0, "adaptive_avg_pool2d: output size ", out_h, "x", out_w,
               " must be positive (input ", x_in.str(), ")");
   const int64_t N = x_in.shape()[0], C = x_in.shape()[1], H = x_in.shape()[2], W = x_in.shape()[3];
@@ -105,6 +106,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
 
 Tensor global_avg_pool2d(const Tensor& x) {
   check_pool_input("global_avg_pool2d", x);
+  check_cpu("global_avg_pool2d", x);
   // One bin covering the plane; the [N, C, 1, 1] -> [N, C] view is differentiable.
   return adaptive_avg_pool2d(x, 1, 1).view({x.shape()[0], x.shape()[1]});
 }
