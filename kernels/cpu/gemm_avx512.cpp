@@ -12,7 +12,10 @@ namespace {
 struct Avx512Kernel12x32 {
   static constexpr int MR = 12, NR = 32;
   static void run(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float beta) {
+    // Every loop over the accumulators is unrolled by pragma so that GCC keeps `acc` in registers
+    // (otherwise it lived on the stack outside the k loop: 24 zmm stores and reloads per tile).
     __m512 acc[MR][2];
+#pragma GCC unroll 12
     for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; ++k) {
@@ -27,12 +30,14 @@ struct Avx512Kernel12x32 {
       b += NR;
     }
     if (beta == 0.f) {
+#pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
         _mm512_storeu_ps(c + i * ldc, acc[i][0]);
         _mm512_storeu_ps(c + i * ldc + 16, acc[i][1]);
       }
     } else {
       const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 12
       for (int i = 0; i < MR; ++i) {
         float* ci = c + i * ldc;
         _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), acc[i][0]));
