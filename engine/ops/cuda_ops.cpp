@@ -7,6 +7,9 @@
 #include "engine/error.h"
 
 #ifdef EMBER_WITH_CUDA
+#include <cmath>
+#include <vector>
+
 #include "kernels/cuda/cuda_api.h"
 
 namespace ember::cuda_ops {
@@ -20,6 +23,58 @@ const float* cf(const Tensor& t, const char* op) {
 }
 float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
 Tensor empty_like_cuda(const Shape& shape, DType dtype = DType::Float32) { return Tensor::empty(shape, dtype, Device::CUDA); }
+
+std::vector<float> to_host(const Tensor& t, const char* op) {
+  std::vector<float> h(size_t(t.numel()));
+  cuda::memcpy_d2h(h.data(), cf(t, op), h.size() * sizeof(float));
+  return h;
+}
+Tensor to_device(const std::vector<float>& h) {
+  Tensor t = empty_like_cuda({int64_t(h.size())});
+  cuda::memcpy_h2d(t.raw_data(), h.data(), h.size() * sizeof(float));
+  return t;
+}
+
+// Per-channel sums of t[N, C, HW]: over HW, then over N.
+Tensor channel_sums(const cuda::BatchNormArgs& a, const Tensor& t, const char* op) {
+  Tensor per_nc = empty_like_cuda({a.N * a.C}), per_c = empty_like_cuda({a.C});
+  cuda::reduce_dim(cuda::ReduceOp::Sum, a.N * a.C, a.HW, 1, cf(t, op), mf(per_nc, op), nullptr);
+  cuda::reduce_dim(cuda::ReduceOp::Sum, 1, a.N, a.C, cf(per_nc, op), mf(per_c, op), nullptr);
+  return per_c;
+}
+
+// Eval mode: y = relu?(gamma * (x - mean) * invstd + beta) with frozen mean and invstd = 1/sqrt(var + eps),
+// a per-channel affine map (fine-tuning a backbone kept in eval mode). With dy' = dy masked by y > 0:
+// dx = dy' * gamma * invstd, dbeta = sum dy', dgamma = invstd * sum dy' * (x - mean), sums over N and HW.
+// Built from the elementwise and reduction kernels; the C per-channel numbers go through the host.
+std::vector<Tensor> batch_norm_eval_backward(const cuda::BatchNormArgs& a, const Tensor& x, const Tensor& w,
+                                             const Tensor& y, const Tensor& mean, const Tensor& var, const Tensor& g) {
+  const char* op = "batch_norm_backward";
+  const int64_t n = x.numel();
+  Tensor gm = g;
+  if (a.relu) {
+    gm = empty_like_cuda(x.shape());
+    cuda::relu_backward(n, cf(y, op), cf(g, op), mf(gm, op));
+  }
+  const std::vector<float> gamma = to_host(w, op), var_h = to_host(var, op);
+  std::vector<float> invstd(size_t(a.C)), scale(size_t(a.C));
+  for (size_t c = 0; c < invstd.size(); ++c) {
+    invstd[c] = 1.f / std::sqrt(var_h[c] + a.eps);
+    scale[c] = gamma[c] * invstd[c];
+  }
+  cuda::BroadcastArgs per_channel;  // [N, C, HW] op [1, C, 1]
+  per_channel.ndim = 3;
+  per_channel.shape[0] = a.N, per_channel.shape[1] = a.C, per_channel.shape[2] = a.HW;
+  per_channel.a_strides[0] = a.C * a.HW, per_channel.a_strides[1] = a.HW, per_channel.a_strides[2] = 1;
+  per_channel.b_strides[1] = 1;
+  Tensor gx = empty_like_cuda(x.shape()), centred = empty_like_cuda(x.shape());
+  cuda::binary(cuda::BinaryOp::Mul, per_channel, cf(gm, op), cf(to_device(scale), op), mf(gx, op));
+  cuda::binary(cuda::BinaryOp::Sub, per_channel, cf(x, op), cf(mean, op), mf(centred, op));
+  cuda::binary_contiguous(cuda::BinaryOp::Mul, n, cf(centred, op), cf(gm, op), mf(centred, op));
+  std::vector<float> gw = to_host(channel_sums(a, centred, op), op);
+  for (size_t c = 0; c < gw.size(); ++c) gw[c] *= invstd[c];
+  return {gx, to_device(gw), channel_sums(a, gm, op)};
+}
 
 }  // namespace
 
@@ -163,10 +218,14 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& weight_in, const Tensor& bia
     EMBER_CHECK(rm && rv, "batch_norm on cuda: eval mode needs running statistics (input ", x_in.str(), ")");
     cuda::batchnorm_forward_eval(a, cf(x, "batch_norm"), cf(w, "batch_norm"), cf(b, "batch_norm"), rm, rv,
                                  mf(y, "batch_norm"));
-    // Eval-mode backward (frozen statistics) is a per-channel scale: not needed to train, not done here.
-    return record("batch_norm", y, {x_in, weight_in, bias_in}, [shape = x.shape()](const Tensor&) -> std::vector<Tensor> {
-      throw Error("batch_norm on cuda: backward through eval mode is not implemented (tensor " + shape_str(shape) + ")");
-    });
+    if (!grad_enabled() || !(x_in.requires_grad() || weight_in.requires_grad() || bias_in.requires_grad())) return y;
+    // A snapshot of the statistics y was normalised with, as on the CPU: an optimiser step may update
+    // the running buffers before backward.
+    Tensor mean_s = running_mean.detach().clone(), var_s = running_var.detach().clone();
+    return record(fuse_relu ? "batch_norm_relu" : "batch_norm", y, {x_in, weight_in, bias_in},
+                  [a, x, w, y = fuse_relu ? y.detach() : Tensor(), mean_s, var_s](const Tensor& g) {
+                    return batch_norm_eval_backward(a, x, w, y, mean_s, var_s, g);
+                  });
   }
   cuda::batchnorm_forward_train(a, cf(x, "batch_norm"), cf(w, "batch_norm"), cf(b, "batch_norm"), mf(y, "batch_norm"),
                                 mf(mean, "batch_norm"), mf(invstd, "batch_norm"), rm, rv);

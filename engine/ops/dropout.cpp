@@ -16,14 +16,14 @@ Tensor dropout(const Tensor& x_in, double p, bool training, Generator& gen) {
   check_floating("dropout", x_in);
   EMBER_CHECK(p >= 0 && p <= 1, "dropout: probability p=", p, " must be in [0, 1] (input ", x_in.str(), ")");
   if (!training || p == 0) return x_in;
-  if (cuda_ops::on_cuda(x_in) && p < 1) return cuda_ops::dropout(x_in, p, gen);
-  check_cpu("dropout", x_in);
-  if (p == 1) {  // everything dropped; 1/(1-p) would be infinite
-    Tensor y = Tensor::zeros(x_in.shape(), x_in.dtype());
-    return record("dropout", y, {x_in}, [shape = x_in.shape(), dtype = x_in.dtype()](const Tensor&) {
-      return std::vector<Tensor>{Tensor::zeros(shape, dtype)};
+  if (p == 1) {  // everything dropped (on either device); 1/(1-p) would be infinite
+    Tensor y = Tensor::zeros(x_in.shape(), x_in.dtype(), x_in.device());
+    return record("dropout", y, {x_in}, [shape = x_in.shape(), dtype = x_in.dtype(), dev = x_in.device()](const Tensor&) {
+      return std::vector<Tensor>{Tensor::zeros(shape, dtype, dev)};
     });
   }
+  if (cuda_ops::on_cuda(x_in)) return cuda_ops::dropout(x_in, p, gen);
+  check_cpu("dropout", x_in);
   Tensor x = x_in.detach().contiguous();
   const int64_t n = x.numel();
   const uint64_t seed = gen.seed(), offset = gen.reserve(uint64_t(n));

@@ -79,6 +79,48 @@ TEST(CudaTraining, SmallCnnWithFusedBnReluStepMatchesCpu) {
   train_both_and_compare(true);
 }
 
+// Eval-mode batch norm (frozen statistics, e.g. fine-tuning a pretrained backbone): the backward the
+// GPU composes from elementwise and reduction kernels against the CPU op's.
+void eval_batch_norm_matches_cpu(bool fuse_relu) {
+  Generator gen(11);
+  Tensor x = Tensor::normal({3, 5, 7, 6}, 0.5, 2, gen), g = Tensor::normal({3, 5, 7, 6}, 0, 1, gen);
+  Tensor w = Tensor::normal({5}, 1, 0.5, gen), b = Tensor::normal({5}, 0, 0.5, gen);
+  Tensor mean = Tensor::normal({5}, 0.3, 0.5, gen), var = Tensor::uniform({5}, 0.5, 3, gen);
+  Tensor outputs[2][4];  // [device][y, gx, gw, gb]
+  for (int d = 0; d < 2; ++d) {
+    const Device dev = d == 0 ? Device::CPU : Device::CUDA;
+    Tensor xd = x.to(dev).detach(), wd = w.to(dev).detach(), bd = b.to(dev).detach();
+    xd.requires_grad_(), wd.requires_grad_(), bd.requires_grad_();
+    Tensor y = batch_norm(xd, wd, bd, mean.to(dev), var.to(dev), /*training=*/false, 0.1, 1e-5, fuse_relu);
+    y.backward(g.to(dev));
+    outputs[d][0] = y, outputs[d][1] = xd.grad(), outputs[d][2] = wd.grad(), outputs[d][3] = bd.grad();
+  }
+  const char* names[] = {"y", "grad x", "grad weight", "grad bias"};
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(outputs[1][i].defined()) << names[i];
+    EXPECT_LE(rel_err(outputs[1][i], outputs[0][i]), 1e-5) << names[i] << (fuse_relu ? " (fused relu)" : "");
+  }
+}
+
+TEST(CudaTraining, EvalModeBatchNormBackwardMatchesCpu) {
+  EMBER_REQUIRE_CUDA();
+  eval_batch_norm_matches_cpu(false);
+  eval_batch_norm_matches_cpu(true);
+}
+
+TEST(CudaTraining, DropoutOfEverythingGivesZerosOnTheDevice) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(5);
+  Tensor x = Tensor::ones({3, 4}).to(Device::CUDA).detach();
+  x.requires_grad_();
+  Tensor y = dropout(x, 1.0, /*training=*/true, gen);
+  ASSERT_EQ(y.device(), Device::CUDA);
+  y.backward(Tensor::ones({3, 4}).to(Device::CUDA));
+  for (double v : y.to(Device::CPU).to_vector<double>()) EXPECT_EQ(v, 0.0);
+  ASSERT_EQ(x.grad().device(), Device::CUDA);
+  for (double v : x.grad().to(Device::CPU).to_vector<double>()) EXPECT_EQ(v, 0.0);
+}
+
 TEST(CudaTraining, OpsWithoutAGpuPathNameTheOp) {
   EMBER_REQUIRE_CUDA();
   Tensor x = Tensor::ones({2, 3}).to(Device::CUDA);
