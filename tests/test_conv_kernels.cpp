@@ -5,7 +5,9 @@
 // The reference itself is checked by a hand-computed case and by adjointness of its three kernels.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -107,6 +109,19 @@ std::vector<Conv2dShape> test_shapes() {
     d.W = std::max(d.W, d.dil_w * (d.S - 1) + 1 - 2 * d.pad_w);
     shapes.push_back(d);
   }
+  // 3-tap rows with few input channels (the direct_f23 variant's domain): odd outputs per row (a
+  // half-used last pair), rows ending inside a 32-output vector or exactly on one, partial 6-channel
+  // blocks, any R, padding beyond the filter's reach, stride_h 2, dil_h 2.
+  for (int i = 0; i < 12; ++i) {
+    Conv2dShape d;
+    d.N = pick(1, 2), d.C = std::array<int64_t, 4>{1, 3, 5, 7}[size_t(i % 4)], d.K = pick(1, 14);
+    d.R = pick(1, 3), d.S = 3;
+    d.pad_h = pick(0, 2), d.pad_w = pick(0, 3), d.dil_h = pick(1, 2);
+    d.stride_h = i % 4 == 3 ? 2 : 1;
+    d.H = pick(1, 9), d.W = std::array<int64_t, 6>{3, 30, 33, 62, 97, 129}[size_t(i % 6)];
+    d.H = std::max(d.H, d.dil_h * (d.R - 1) + 1 - 2 * d.pad_h);
+    shapes.push_back(d);
+  }
   Conv2dShape chunks;  // Winograd: two tile-row chunks, the first one crossing from image 0 into 1
   chunks.N = 3, chunks.C = chunks.K = 128, chunks.H = chunks.W = 20, chunks.R = chunks.S = 3;
   chunks.pad_h = chunks.pad_w = 1;
@@ -155,6 +170,36 @@ TEST_F(ConvVariants, ForwardMatchesReference) {
         ASSERT_LE(relative_error(got, want), kFloatRelTol) << variant << ": " << describe(s, with_bias);
       }
   }
+}
+
+// The direct kernels write an output of 32 MiB or more with non-temporal stores when every row starts
+// on a cache line (ember's tensors are 64-byte aligned). No shape above is that large, so this one is
+// checked against the im2col variant (itself checked against the reference above) on the same inputs.
+TEST_F(ConvVariants, DirectKernelsStreamingLargeOutputsMatchIm2col) {
+  Conv2dShape s;  // 2 x 256 x 128 x 128 floats = 32 MiB of output; rows of 128 = 4 x 32 outputs
+  s.N = 2, s.C = 3, s.H = s.W = 128, s.K = 256, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
+  std::mt19937 rng(4);
+  auto x = random_vector<float>(x_size(s), rng), w = random_vector<float>(w_size(s), rng);
+  auto b = random_vector<float>(s.K, rng);
+  auto aligned = [](std::vector<float>& v) {
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) / 64 * 64);
+  };
+  std::vector<float> want_buf(size_t(y_size(s)) + 16, kNaN), got_buf(want_buf.size());
+  kernels::set_variant("conv2d_fwd", "im2col");
+  cpu::conv2d_forward<float>(s, x.data(), w.data(), b.data(), aligned(want_buf));
+  const std::vector<float> want(aligned(want_buf), aligned(want_buf) + y_size(s));
+  int ran = 0;
+  for (const std::string variant : {"direct", "direct_f23"}) {
+    const auto avail = kernels::available_variants("conv2d_fwd");
+    if (std::find(avail.begin(), avail.end(), variant) == avail.end()) continue;  // needs AVX-512
+    kernels::set_variant("conv2d_fwd", variant);
+    std::fill(got_buf.begin(), got_buf.end(), kNaN);
+    cpu::conv2d_forward<float>(s, x.data(), w.data(), b.data(), aligned(got_buf));
+    const std::vector<float> got(aligned(got_buf), aligned(got_buf) + y_size(s));
+    EXPECT_LE(relative_error(got, want), kFloatRelTol) << variant << ": " << describe(s, true);
+    ++ran;
+  }
+  if (ran == 0) GTEST_SKIP() << "no AVX-512 on this CPU: the direct variants are not available";
 }
 
 TEST_F(ConvVariants, BackwardDataMatchesReference) {

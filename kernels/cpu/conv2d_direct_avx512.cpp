@@ -44,6 +44,7 @@
 namespace ember::cpu {
 namespace {
 
+using conv_detail::fill_slab;
 using conv_detail::thread_scratch;
 
 constexpr int kLanes = 16;  // outputs per zmm: adjacent q
@@ -132,23 +133,6 @@ void pack_weights(const Conv2dShape& s, const float* w, const float* bias, float
       const int64_t kk = kb * kKb + k;
       for (int64_t tap = 0; tap < taps; ++tap) wp[(kb * taps + tap) * kKb + k] = kk < s.K ? w[kk * taps + tap] : 0.f;
       bp[kb * kKb + k] = kk < s.K && bias ? bias[kk] : 0.f;
-    }
-}
-
-// Copies the input rows that output rows [p0, p1) of image n read into a zero-bordered slab:
-// slab[c][i][pad_w + w] = x[n][c][p0*stride_h - pad_h + i][w], zero outside the input.
-void fill_slab(const Conv2dShape& s, const float* x, int64_t n, int64_t p0, int64_t rows, int64_t Wp, float* slab) {
-  for (int64_t c = 0; c < s.C; ++c)
-    for (int64_t i = 0; i < rows; ++i) {
-      float* dst = slab + (c * rows + i) * Wp;
-      const int64_t h = p0 * s.stride_h - s.pad_h + i;
-      if (h < 0 || h >= s.H) {
-        std::memset(dst, 0, size_t(Wp) * sizeof(float));
-        continue;
-      }
-      std::memset(dst, 0, size_t(s.pad_w) * sizeof(float));
-      std::memcpy(dst + s.pad_w, x + ((n * s.C + c) * s.H + h) * s.W, size_t(s.W) * sizeof(float));
-      std::memset(dst + s.pad_w + s.W, 0, size_t(Wp - s.pad_w - s.W) * sizeof(float));
     }
 }
 

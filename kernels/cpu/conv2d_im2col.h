@@ -2,6 +2,7 @@
 // conv2d_winograd_avx2.cpp, conv2d_direct_avx512.cpp) and the variants' entry points for conv2d_table.cpp.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/conv2d.h"
@@ -17,6 +18,9 @@ void conv2d_forward_winograd(const Conv2dShape&, const float*, const float*, con
 void conv2d_backward_data_winograd(const Conv2dShape&, const float*, const float*, float*);
 // Variant "direct" (conv2d_direct_avx512.cpp): forward only; shapes outside its domain go to im2col.
 void conv2d_forward_direct(const Conv2dShape&, const float*, const float*, const float*, float*);
+// Variant "direct_f23" (conv2d_direct_f23_avx512.cpp): forward only; the direct kernel with 1-D
+// Winograd F(2,3) along each row where it applies (direct_f23_applies), "direct" elsewhere.
+void conv2d_forward_direct_f23(const Conv2dShape&, const float*, const float*, const float*, float*);
 
 namespace conv_detail {
 
@@ -28,6 +32,25 @@ float* thread_scratch(int64_t floats) {
   static thread_local std::vector<float> buf;
   if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
   return buf.data();
+}
+
+// For the direct kernels: copies the `rows` input rows that output rows from p0 on read, in every
+// channel of image n, into a zero-bordered slab of row width Wp:
+// slab[c][i][pad_w + w] = x[n][c][p0*stride_h - pad_h + i][w], zero outside the input.
+inline void fill_slab(const Conv2dShape& s, const float* x, int64_t n, int64_t p0, int64_t rows, int64_t Wp,
+                      float* slab) {
+  for (int64_t c = 0; c < s.C; ++c)
+    for (int64_t i = 0; i < rows; ++i) {
+      float* dst = slab + (c * rows + i) * Wp;
+      const int64_t h = p0 * s.stride_h - s.pad_h + i;
+      if (h < 0 || h >= s.H) {
+        std::memset(dst, 0, size_t(Wp) * sizeof(float));
+        continue;
+      }
+      std::memset(dst, 0, size_t(s.pad_w) * sizeof(float));
+      std::memcpy(dst + s.pad_w, x + ((n * s.C + c) * s.H + h) * s.W, size_t(s.W) * sizeof(float));
+      std::memset(dst + s.pad_w + s.W, 0, size_t(Wp - s.pad_w - s.W) * sizeof(float));
+    }
 }
 }  // namespace
 
@@ -50,6 +73,8 @@ constexpr int64_t kDirectMaxTaps = 64;
 inline bool direct_applies(const Conv2dShape& s) {
   return s.groups == 1 && s.stride_w == 1 && s.C < 8 && s.C * s.R * s.S <= kDirectMaxTaps;
 }
+// ...and the part of it where rows are 3 taps wide and contiguous (any R, stride_h, dil_h, padding).
+inline bool direct_f23_applies(const Conv2dShape& s) { return direct_applies(s) && s.S == 3 && s.dil_w == 1; }
 
 // Range [lo, hi) of output columns q whose input column q*stride - pad + tap*dil lies in [0, W).
 struct ValidRange {

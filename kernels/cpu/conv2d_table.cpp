@@ -1,7 +1,8 @@
-// Variant tables of the float convolutions. Forward: "auto" (per shape: "direct" for few input
-// channels, "winograd" for dense 3x3 stride-1 convs with >= 8 channels, "im2col" otherwise),
-// "winograd" and "direct" (each on its own domain, im2col for every other shape, so forcing one
-// compares it against im2col layer by layer), "im2col" (GEMM-based, depthwise direct) and "ref".
+// Variant tables of the float convolutions. Forward: "auto" (per shape: "direct_f23" for few input
+// channels and 3-tap rows, "direct" for other few-channel convs, "winograd" for dense 3x3 stride-1
+// convs with >= 8 channels, "im2col" otherwise), "winograd", "direct_f23" and "direct" (each on its
+// own domain, "direct_f23" falls back to "direct", the others to im2col, so forcing one compares it
+// against the fallback layer by layer), "im2col" (GEMM-based, depthwise direct) and "ref".
 // Data gradient: "winograd", "im2col", "ref". Weight gradient: "im2col" and "ref".
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_im2col.h"  // the variants' entry points
@@ -10,7 +11,7 @@ namespace ember::cpu {
 namespace {
 // Compiled without ISA flags: only the domain tests run here, the kernels behind them are gated.
 void conv2d_forward_auto(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  if (kernels::has_avx512() && conv_detail::direct_applies(s)) return conv2d_forward_direct(s, x, w, bias, y);
+  if (kernels::has_avx512() && conv_detail::direct_applies(s)) return conv2d_forward_direct_f23(s, x, w, bias, y);
   conv2d_forward_winograd(s, x, w, bias, y);  // Winograd on its domain, im2col elsewhere
 }
 }  // namespace
@@ -19,6 +20,7 @@ kernels::VariantTable<ConvFwdFn>& conv2d_fwd_table() {
   static kernels::VariantTable<ConvFwdFn> table("conv2d_fwd", {
                                                                   {"auto", &conv2d_forward_auto, &kernels::has_avx2},
                                                                   {"winograd", &conv2d_forward_winograd, &kernels::has_avx2},
+                                                                  {"direct_f23", &conv2d_forward_direct_f23, &kernels::has_avx512},
                                                                   {"direct", &conv2d_forward_direct, &kernels::has_avx512},
                                                                   {"im2col", &conv2d_forward_im2col, nullptr},
                                                                   {"ref", &conv2d_forward_ref<float>, nullptr},
