@@ -151,11 +151,7 @@ void conv2d_forward_direct(const Conv2dShape& s, const float* x, const float* w,
   // stays in L1/L2, and each output plane receives kRowsPerTask consecutive rows in one go (writing one
   // row per plane per task streamed to 64 pages at once and measured slower at batch 8).
   const int64_t chunks = (P + kRowsPerTask - 1) / kRowsPerTask;
-  // An output larger than the last-level cache goes around it (no read-for-ownership of lines that
-  // would be evicted before the next layer reads them): +5% on conv1_1 at batch 8 (103 MB of output),
-  // median of 10 interleaved runs. Needs every row start 64-byte aligned and no partial vector.
-  const bool stream = s.N * s.K * P * Q * int64_t(sizeof(float)) >= (int64_t(32) << 20) && Q % kLanes == 0 &&
-                      reinterpret_cast<uintptr_t>(y) % 64 == 0;
+  const bool stream = conv_detail::stream_output(s, y, kLanes);
 
   float* wp = thread_scratch<0>(kblocks * kKb * (taps + 1));
   float* bp = wp + kblocks * kKb * taps;
@@ -163,8 +159,7 @@ void conv2d_forward_direct(const Conv2dShape& s, const float* x, const float* w,
 
 #pragma omp parallel for schedule(dynamic, 2) if (!omp_in_parallel() && s.macs() > (int64_t(1) << 20))
   for (int64_t task = 0; task < s.N * chunks; ++task) {
-    const int64_t n = task / chunks, p0 = task % chunks * kRowsPerTask, p1 = std::min(P, p0 + kRowsPerTask);
-    const int64_t slab_rows = (p1 - 1 - p0) * s.stride_h + (s.R - 1) * s.dil_h + 1;
+    const auto [n, p0, p1, slab_rows] = conv_detail::slab_task(s, task, kRowsPerTask);
     float* slab = thread_scratch<1>(s.C * slab_rows * Wp);
     fill_slab(s, x, n, p0, slab_rows, Wp, slab);
     int64_t tap_offset[conv_detail::kDirectMaxTaps];

@@ -161,9 +161,7 @@ void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float
   // Slab row width: the transform of the last pair vector reads up to column 2 * Tpad + 1.
   const int64_t Wp = std::max(s.pad_w + s.W, 2 * Tpad + 2);
   const int64_t chunks = (P + kRowsPerTask - 1) / kRowsPerTask;
-  // Streaming as in the direct kernel: a large output, every row start 64-byte aligned, no partial vector.
-  const bool stream = s.N * s.K * P * Q * int64_t(sizeof(float)) >= (int64_t(32) << 20) && Q % (2 * kLanes) == 0 &&
-                      reinterpret_cast<uintptr_t>(y) % 64 == 0;
+  const bool stream = conv_detail::stream_output(s, y, 2 * kLanes);  // whole 32-output vectors
 
   float* gp = thread_scratch<0>(kblocks * kKb * (rows * kM + 1));
   float* bp = gp + kblocks * kKb * rows * kM;
@@ -171,8 +169,7 @@ void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float
 
 #pragma omp parallel for schedule(dynamic, 2) if (!omp_in_parallel() && s.macs() > (int64_t(1) << 20))
   for (int64_t task = 0; task < s.N * chunks; ++task) {
-    const int64_t n = task / chunks, p0 = task % chunks * kRowsPerTask, p1 = std::min(P, p0 + kRowsPerTask);
-    const int64_t slab_rows = (p1 - 1 - p0) * s.stride_h + (s.R - 1) * s.dil_h + 1;
+    const auto [n, p0, p1, slab_rows] = conv_detail::slab_task(s, task, kRowsPerTask);
     float* slab = thread_scratch<1>(s.C * slab_rows * Wp);
     fill_slab(s, x, n, p0, slab_rows, Wp, slab);
     float* u = aligned_scratch(s.C * slab_rows * kM * Tpad);
