@@ -67,11 +67,12 @@ std::vector<Tensor> batch_norm_eval_backward(const cuda::BatchNormArgs& a, const
   per_channel.shape[0] = a.N, per_channel.shape[1] = a.C, per_channel.shape[2] = a.HW;
   per_channel.a_strides[0] = a.C * a.HW, per_channel.a_strides[1] = a.HW, per_channel.a_strides[2] = 1;
   per_channel.b_strides[1] = 1;
-  Tensor gx = empty_like_cuda(x.shape()), centred = empty_like_cuda(x.shape());
+  Tensor gx = empty_like_cuda(x.shape()), centred = empty_like_cuda(x.shape()), weighted = empty_like_cuda(x.shape());
   cuda::binary(cuda::BinaryOp::Mul, per_channel, cf(gm, op), cf(to_device(scale), op), mf(gx, op));
   cuda::binary(cuda::BinaryOp::Sub, per_channel, cf(x, op), cf(mean, op), mf(centred, op));
-  cuda::binary_contiguous(cuda::BinaryOp::Mul, n, cf(centred, op), cf(gm, op), mf(centred, op));
-  std::vector<float> gw = to_host(channel_sums(a, centred, op), op);
+  // Not in place: the kernels take their operands __restrict__.
+  cuda::binary_contiguous(cuda::BinaryOp::Mul, n, cf(centred, op), cf(gm, op), mf(weighted, op));
+  std::vector<float> gw = to_host(channel_sums(a, weighted, op), op);
   for (size_t c = 0; c < gw.size(); ++c) gw[c] *= invstd[c];
   return {gx, to_device(gw), channel_sums(a, gm, op)};
 }
