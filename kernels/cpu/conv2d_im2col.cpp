@@ -127,6 +127,9 @@ void backward_weight_image(const Conv2dShape& s, const float* x, const float* dy
   }
 }
 
+}  // namespace
+
+namespace conv_detail {
 void bias_gradient(const Conv2dShape& s, const float* dy, float* dbias) {
   const int64_t PQ = s.P() * s.Q();
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && s.K * s.N * PQ > 65536)
@@ -140,7 +143,7 @@ void bias_gradient(const Conv2dShape& s, const float* dy, float* dbias) {
   }
 }
 
-}  // namespace
+}  // namespace conv_detail
 
 void conv2d_forward_im2col(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   if (conv_detail::is_depthwise(s) && kernels::has_avx2()) return conv_detail::depthwise_forward_avx2(s, x, w, bias, y);
@@ -195,7 +198,7 @@ void conv2d_backward_weight_im2col(const Conv2dShape& s, const float* x, const f
       }
     }
   }
-  if (dbias) bias_gradient(s, dy, dbias);
+  if (dbias) conv_detail::bias_gradient(s, dy, dbias);
 }
 
 }  // namespace ember::cpu

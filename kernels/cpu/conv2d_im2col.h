@@ -14,9 +14,11 @@ namespace ember::cpu {
 void conv2d_forward_im2col(const Conv2dShape&, const float*, const float*, const float*, float*);
 void conv2d_backward_data_im2col(const Conv2dShape&, const float*, const float*, float*);
 void conv2d_backward_weight_im2col(const Conv2dShape&, const float*, const float*, float*, float*);
-// Variant "winograd" (conv2d_winograd_avx2.cpp); shapes outside its domain go to im2col.
+// Variant "winograd" (conv2d_winograd_avx2.cpp, conv2d_winograd_wgrad_avx2.cpp); shapes outside its
+// domain go to im2col.
 void conv2d_forward_winograd(const Conv2dShape&, const float*, const float*, const float*, float*);
 void conv2d_backward_data_winograd(const Conv2dShape&, const float*, const float*, float*);
+void conv2d_backward_weight_winograd(const Conv2dShape&, const float*, const float*, float*, float*);
 // Variant "direct" (conv2d_direct_avx512.cpp): forward only; shapes outside its domain go to im2col.
 void conv2d_forward_direct(const Conv2dShape&, const float*, const float*, const float*, float*);
 // Variant "direct_f23" (conv2d_direct_f23_avx512.cpp): forward only; the direct kernel with 1-D
@@ -82,6 +84,9 @@ inline bool stream_output(const Conv2dShape& s, const float* y, int64_t q_multip
 void im2col(const Conv2dShape& s, const float* x, int64_t p0, int64_t p1, float* col, bool parallel);
 // The adjoint: dx[c][h][w] += every col entry that im2col would have copied from (c, h, w).
 void col2im_add(const Conv2dShape& s, const float* col, int64_t p0, int64_t p1, float* dx, bool parallel);
+
+// dbias[k] = sum over n, p, q of dy[n][k][p][q] (accumulated in double); shared by the weight gradients.
+void bias_gradient(const Conv2dShape& s, const float* dy, float* dbias);
 
 // True when the direct depthwise kernels apply: one input and one output channel per group.
 inline bool is_depthwise(const Conv2dShape& s) { return s.groups == s.C && s.K == s.C && s.groups > 1; }

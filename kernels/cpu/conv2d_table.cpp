@@ -3,7 +3,7 @@
 // convs with >= 8 channels, "im2col" otherwise), "winograd", "direct_f23" and "direct" (each on its
 // own domain, "direct_f23" falls back to "direct", the others to im2col, so forcing one compares it
 // against the fallback layer by layer), "im2col" (GEMM-based, depthwise direct) and "ref".
-// Data gradient: "winograd", "im2col", "ref". Weight gradient: "im2col" and "ref".
+// Data gradient and weight gradient: "winograd" (im2col outside its domain), "im2col", "ref".
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_im2col.h"  // the variants' entry points
 
@@ -39,6 +39,7 @@ kernels::VariantTable<ConvBwdDataFn>& conv2d_bwd_data_table() {
 kernels::VariantTable<ConvBwdWeightFn>& conv2d_bwd_weight_table() {
   static kernels::VariantTable<ConvBwdWeightFn> table(
       "conv2d_bwd_weight", {
+                               {"winograd", &conv2d_backward_weight_winograd, &kernels::has_avx2},
                                {"im2col", &conv2d_backward_weight_im2col, nullptr},
                                {"ref", &conv2d_backward_weight_ref<float>, nullptr},
                            });

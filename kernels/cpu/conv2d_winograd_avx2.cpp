@@ -28,40 +28,13 @@
 #include <vector>
 
 #include "kernels/cpu/conv2d_im2col.h"
+#include "kernels/cpu/conv2d_winograd_avx2.h"
 #include "kernels/cpu/gemm.h"
 
 namespace ember::cpu {
 namespace {
 
 using conv_detail::thread_scratch;
-
-constexpr int64_t kLanes = 8;        // tiles per vector
-constexpr int64_t kMinChannels = 8;  // below this the transforms cost more than the GEMM saves
-
-bool winograd_applies(const Conv2dShape& s) {
-  return s.R == 3 && s.S == 3 && s.stride_h == 1 && s.stride_w == 1 && s.dil_h == 1 && s.dil_w == 1 &&
-         s.groups == 1 && s.C >= kMinChannels && s.K >= kMinChannels;
-}
-
-struct Plan {
-  int64_t P, Q;       // output size
-  int64_t Pt, Qt8;    // tile rows per image, tiles per tile row rounded up to kLanes
-  int64_t Wp;         // padded slab width
-  int64_t rows;       // tile rows over all images: N * Pt
-  int64_t chunk_rows; // tile rows per chunk
-  explicit Plan(const Conv2dShape& s) : P(s.P()), Q(s.Q()) {
-    Pt = (P + 1) / 2;
-    Qt8 = ((Q + 1) / 2 + kLanes - 1) / kLanes * kLanes;
-    Wp = 2 * Qt8 + 2;
-    rows = s.N * Pt;
-    // V (16 x C x T) plus M (16 x K x T) floats near 4 MiB: they stream through L2 into L3,
-    // but at least 256 columns, or the GEMMs' packing of U (K x C per xi) is not amortised at
-    // VGG's deep layers (measured on conv1_2..conv5_2, batch 8: 64 columns cost conv5_2 1.3x).
-    const int64_t cols = std::max<int64_t>((int64_t(1) << 20) / (16 * (s.C + s.K)), 256);
-    chunk_rows = std::clamp<int64_t>(cols / Qt8, 1, rows);
-  }
-  int64_t cols(int64_t nrows) const { return nrows * Qt8; }
-};
 
 // U[xi][k][c] = (G g_kc G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
 void transform_filters(const Conv2dShape& s, const float* w, float* U) {
@@ -80,43 +53,6 @@ void transform_filters(const Conv2dShape& s, const float* w, float* U) {
       const float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
       for (int j = 0; j < 4; ++j) U[(i * 4 + j) * KC + kc] = u[j];
     }
-  }
-}
-
-inline __m256 even_lanes(__m256 a, __m256 b) {  // a0 a2 a4 a6 b0 b2 b4 b6
-  const __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-inline __m256 odd_lanes(__m256 a, __m256 b) {  // a1 a3 a5 a7 b1 b3 b5 b7
-  const __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
-  return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-// V[xi][c][col..col+7] for 8 tiles whose 4x4 inputs start at slab[0][0], slab[0][2], ..., slab[0][14].
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], applied to rows then to columns.
-inline void input_tiles(const float* slab, int64_t Wp, float* V, int64_t xi_stride) {
-  __m256 d[4][4];
-  for (int r = 0; r < 4; ++r) {
-    const float* p = slab + r * Wp;
-    const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
-    const __m256 a2 = _mm256_loadu_ps(p + 2), b2 = _mm256_loadu_ps(p + 10);
-    d[r][0] = even_lanes(a, b);
-    d[r][1] = odd_lanes(a, b);
-    d[r][2] = even_lanes(a2, b2);
-    d[r][3] = odd_lanes(a2, b2);
-  }
-  __m256 t[4][4];
-  for (int j = 0; j < 4; ++j) {
-    t[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
-    t[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
-    t[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
-    t[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
-  }
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(V + (i * 4 + 0) * xi_stride, _mm256_sub_ps(t[i][0], t[i][2]));
-    _mm256_storeu_ps(V + (i * 4 + 1) * xi_stride, _mm256_add_ps(t[i][1], t[i][2]));
-    _mm256_storeu_ps(V + (i * 4 + 2) * xi_stride, _mm256_sub_ps(t[i][2], t[i][1]));
-    _mm256_storeu_ps(V + (i * 4 + 3) * xi_stride, _mm256_sub_ps(t[i][1], t[i][3]));
   }
 }
 
@@ -155,27 +91,10 @@ inline void store_clipped(float* row, int64_t q0, int64_t Q, const __m256 v[2]) 
 // One chunk: tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti).
 void run_chunk(const Conv2dShape& s, const Plan& pl, const float* x, const float* U, const float* bias, float* y,
                int64_t g0, int64_t g1) {
-  const int64_t T = pl.cols(g1 - g0), C = s.C, K = s.K, H = s.H, W = s.W;
+  const int64_t T = pl.cols(g1 - g0), C = s.C, K = s.K;
   float* V = thread_scratch<0>(16 * C * T);
   float* M = thread_scratch<1>(16 * K * T);
-  float* slab = thread_scratch<2>(4 * pl.Wp);
-  // Input transform: for each channel and tile row, copy its 4 input rows into a zero-padded slab.
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t n = g / pl.Pt, ti = g % pl.Pt;
-      const float* plane = x + (n * C + c) * H * W;
-      for (int r = 0; r < 4; ++r) {
-        float* dst = slab + r * pl.Wp;
-        const int64_t h = 2 * ti + r - s.pad_h;
-        std::fill(dst, dst + pl.Wp, 0.f);
-        if (h < 0 || h >= H) continue;
-        const int64_t w_lo = std::max<int64_t>(0, -s.pad_w), w_hi = std::min<int64_t>(W, pl.Wp - s.pad_w);
-        std::copy(plane + h * W + w_lo, plane + h * W + w_hi, dst + w_lo + s.pad_w);
-      }
-      float* v = V + c * T + (g - g0) * pl.Qt8;
-      for (int64_t tj = 0; tj < pl.Qt8; tj += kLanes) input_tiles(slab + 2 * tj, pl.Wp, v + tj, C * T);
-    }
-  }
+  transform_input_chunk(s, pl, x, g0, g1, V, thread_scratch<2>(4 * pl.Wp));
   // 16 GEMMs: M[xi] (K x T) = U[xi] (K x C) * V[xi] (C x T).
   for (int xi = 0; xi < 16; ++xi)
     sgemm(false, false, K, T, C, 1.f, U + xi * K * C, C, V + xi * C * T, T, 0.f, M + xi * K * T, T);
