@@ -17,7 +17,7 @@ if grep -q __clang__ <<<"$macros" || ! grep -q __GNUC__ <<<"$macros"; then
 fi
 flags=(-O3 -DNDEBUG -std=c++20 -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mavx2 -fopenmp -I"$src" -S -o -)
 status=0
-for file in kernels/cpu/conv2d_direct_avx512.cpp kernels/cpu/conv2d_direct_f23_avx512.cpp; do
+for file in kernels/cpu/conv2d_direct_avx512.cpp kernels/cpu/conv2d_direct_f23_avx512.cpp kernels/cpu/conv2d_direct_wgrad_avx512.cpp; do
   asm=$("$cxx" "${flags[@]}" "$src/$file")
   # One line per block function: its name and how many instructions address the stack.
   report=$(awk '

@@ -163,9 +163,7 @@ void conv2d_forward_direct(const Conv2dShape& s, const float* x, const float* w,
     float* slab = thread_scratch<1>(s.C * slab_rows * Wp);
     fill_slab(s, x, n, p0, slab_rows, Wp, slab);
     int64_t tap_offset[conv_detail::kDirectMaxTaps];
-    for (int64_t c = 0, i = 0; c < s.C; ++c)
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t t = 0; t < s.S; ++t, ++i) tap_offset[i] = (c * slab_rows + r * s.dil_h) * Wp + t * s.dil_w;
+    conv_detail::slab_tap_offsets(s, slab_rows, Wp, tap_offset);
     for (int64_t kb = 0; kb < kblocks; ++kb) {
       const int64_t kn = std::min<int64_t>(kKb, s.K - kb * kKb);
       for (int64_t p = p0; p < p1; ++p) {

@@ -24,6 +24,8 @@ void conv2d_forward_direct(const Conv2dShape&, const float*, const float*, const
 // Variant "direct_f23" (conv2d_direct_f23_avx512.cpp): forward only; the direct kernel with 1-D
 // Winograd F(2,3) along each row where it applies (direct_f23_applies), "direct" elsewhere.
 void conv2d_forward_direct_f23(const Conv2dShape&, const float*, const float*, const float*, float*);
+// Variant "direct" of the weight gradient (conv2d_direct_wgrad_avx512.cpp), same domain as "direct".
+void conv2d_backward_weight_direct(const Conv2dShape&, const float*, const float*, float*, float*);
 
 namespace conv_detail {
 
@@ -66,6 +68,14 @@ inline SlabTask slab_task(const Conv2dShape& s, int64_t task, int64_t rows_per_t
   t.n = task / chunks, t.p0 = task % chunks * rows_per_task, t.p1 = std::min(P, t.p0 + rows_per_task);
   t.slab_rows = (t.p1 - 1 - t.p0) * s.stride_h + (s.R - 1) * s.dil_h + 1;
   return t;
+}
+
+// Offset in the slab of a task (slab_rows rows of width Wp per channel) of every tap (c, r, t), in
+// that order, relative to the slab position of the output at row 0, column 0.
+inline void slab_tap_offsets(const Conv2dShape& s, int64_t slab_rows, int64_t Wp, int64_t* offset) {
+  for (int64_t c = 0, i = 0; c < s.C; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t t = 0; t < s.S; ++t, ++i) offset[i] = (c * slab_rows + r * s.dil_h) * Wp + t * s.dil_w;
 }
 
 // Whether a direct kernel writes y with non-temporal stores: an output larger than the last-level

@@ -101,7 +101,8 @@ void conv2d_backward_weight_winograd(const Conv2dShape& s, const float* x, const
     float* Mw = thread_scratch<3>(acc_size);
     std::fill(Mw, Mw + acc_size, 0.f);
     bool used = false;
-#pragma omp for schedule(dynamic, 1)
+    // Static, so that the partial sums (and the rounding of their total) do not depend on timing.
+#pragma omp for schedule(static)
     for (int64_t i = 0; i < chunks; ++i) {
       const int64_t g0 = i * chunk_rows, g1 = std::min(pl.rows, g0 + chunk_rows), T = pl.cols(g1 - g0);
       float* V = thread_scratch<0>(16 * s.C * T);
