@@ -5,12 +5,12 @@
 //
 // Register block: 4 output channels x up to 6 taps = 24 accumulators, each 16 adjacent q of one
 // output row; per vector of q it loads 4 vectors of dy and 6 of the input slab (shifted by the tap's
-// offset) for 24 FMAs, the forward direct kernel's ratio. A block accumulates over every row and
-// vector of a task, then adds its 24 vectors to the thread's own per-lane sums (16 per weight), which
-// are reduced across lanes and threads once at the end. Tasks,
-// slab and borders are the forward direct kernel's (conv2d_direct_avx512.cpp): 8 output rows of one
-// image, every input row copied into a zero-bordered slab; the last vector of a row is masked on dy,
-// so columns past Q add nothing. Compiled with -mavx512f...; called only after has_avx512().
+// offset) for 24 FMAs, the forward direct kernel's ratio. A block accumulates over 2 output rows,
+// then adds its 24 vectors to the thread's own per-lane sums (16 per weight), which are reduced
+// across lanes and threads once at the end. Tasks, slab and borders are the forward direct kernel's
+// (conv2d_direct_avx512.cpp): 8 output rows of one image, every input row copied into a
+// zero-bordered slab; the last vector of a row is masked on dy, so columns past Q add nothing.
+// Compiled with -mavx512f...; called only after has_avx512().
 #include <immintrin.h>
 #include <omp.h>
 
