@@ -171,6 +171,11 @@ TEST_F(ConvVariants, ForwardMatchesReference) {
   }
 }
 
+bool has_variant(const char* op, const std::string& name) {
+  const auto avail = kernels::available_variants(op);
+  return std::find(avail.begin(), avail.end(), name) != avail.end();
+}
+
 // The direct kernels write an output of 32 MiB or more with non-temporal stores when every row starts
 // on a cache line (ember's tensors are 64-byte aligned). No shape above is that large, so this one is
 // checked against the im2col variant (itself checked against the reference above) on the same inputs.
@@ -189,8 +194,7 @@ TEST_F(ConvVariants, DirectKernelsStreamingLargeOutputsMatchIm2col) {
   const std::vector<float> want(aligned(want_buf), aligned(want_buf) + y_size(s));
   int ran = 0;
   for (const std::string variant : {"direct", "direct_f23"}) {
-    const auto avail = kernels::available_variants("conv2d_fwd");
-    if (std::find(avail.begin(), avail.end(), variant) == avail.end()) continue;  // needs AVX-512
+    if (!has_variant("conv2d_fwd", variant)) continue;  // needs AVX-512
     kernels::set_variant("conv2d_fwd", variant);
     std::fill(got_buf.begin(), got_buf.end(), kNaN);
     cpu::conv2d_forward<float>(s, x.data(), w.data(), b.data(), aligned(got_buf));
@@ -201,41 +205,37 @@ TEST_F(ConvVariants, DirectKernelsStreamingLargeOutputsMatchIm2col) {
   if (ran == 0) GTEST_SKIP() << "no AVX-512 on this CPU: the direct variants are not available";
 }
 
-// The Winograd weight gradient splits the batch's tile rows into chunks of ~2^21 / (16 (C + K)) columns
-// spread over threads, each summing into its own buffer. The shapes above all fit in one chunk; this
-// one (250-wide rows, 64 tile rows) takes four, checked against im2col (itself checked above).
-TEST_F(ConvVariants, WinogradWeightGradientOverSeveralChunksMatchesIm2col) {
-  const auto avail = kernels::available_variants("conv2d_bwd_weight");
-  if (std::find(avail.begin(), avail.end(), "winograd") == avail.end()) GTEST_SKIP() << "no AVX2 on this CPU";
-  Conv2dShape s;
-  s.N = 2, s.C = s.K = 32, s.H = 64, s.W = 250, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
-  std::mt19937 rng(5);
+// The weight gradient (and bias gradient) of `variant` on shape s against im2col's, itself checked
+// against the reference above: for shapes too large to run the reference on at every test.
+void expect_weight_gradient_matches_im2col(const std::string& variant, const Conv2dShape& s, unsigned seed) {
+  std::mt19937 rng(seed);
   auto x = random_vector<float>(x_size(s), rng), dy = random_vector<float>(y_size(s), rng);
   std::vector<float> want(size_t(w_size(s)), kNaN), got(want.size(), kNaN), want_b(size_t(s.K)), got_b(want_b.size());
   kernels::set_variant("conv2d_bwd_weight", "im2col");
   cpu::conv2d_backward_weight<float>(s, x.data(), dy.data(), want.data(), want_b.data());
-  kernels::set_variant("conv2d_bwd_weight", "winograd");
+  kernels::set_variant("conv2d_bwd_weight", variant);
   cpu::conv2d_backward_weight<float>(s, x.data(), dy.data(), got.data(), got_b.data());
-  EXPECT_LE(relative_error(got, want), kFloatRelTol) << describe(s, true);
-  EXPECT_LE(relative_error(got_b, want_b), kFloatRelTol) << "dbias: " << describe(s, true);
+  EXPECT_LE(relative_error(got, want), kFloatRelTol) << variant << ": " << describe(s, true);
+  EXPECT_LE(relative_error(got_b, want_b), kFloatRelTol) << variant << " dbias: " << describe(s, true);
+}
+
+// The Winograd weight gradient splits the batch's tile rows into chunks of ~2^21 / (16 (C + K)) columns
+// spread over threads, each summing into its own buffer. The shapes above all fit in one chunk; this
+// one (250-wide rows, 64 tile rows) takes four.
+TEST_F(ConvVariants, WinogradWeightGradientOverSeveralChunksMatchesIm2col) {
+  if (!has_variant("conv2d_bwd_weight", "winograd")) GTEST_SKIP() << "no AVX2 on this CPU";
+  Conv2dShape s;
+  s.N = 2, s.C = s.K = 32, s.H = 64, s.W = 250, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
+  expect_weight_gradient_matches_im2col("winograd", s, 5);
 }
 
 // The direct weight gradient splits the batch into 8-row tasks over threads, each summing into its own
 // buffer; the small shapes above stay on one thread. This one has 10 tasks (and a masked last vector).
 TEST_F(ConvVariants, DirectWeightGradientOverThreadsMatchesIm2col) {
-  const auto avail = kernels::available_variants("conv2d_bwd_weight");
-  if (std::find(avail.begin(), avail.end(), "direct") == avail.end()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (!has_variant("conv2d_bwd_weight", "direct")) GTEST_SKIP() << "no AVX-512 on this CPU";
   Conv2dShape s;
   s.N = 2, s.C = 3, s.K = 21, s.H = 40, s.W = 70, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
-  std::mt19937 rng(6);
-  auto x = random_vector<float>(x_size(s), rng), dy = random_vector<float>(y_size(s), rng);
-  std::vector<float> want(size_t(w_size(s)), kNaN), got(want.size(), kNaN), want_b(size_t(s.K)), got_b(want_b.size());
-  kernels::set_variant("conv2d_bwd_weight", "im2col");
-  cpu::conv2d_backward_weight<float>(s, x.data(), dy.data(), want.data(), want_b.data());
-  kernels::set_variant("conv2d_bwd_weight", "direct");
-  cpu::conv2d_backward_weight<float>(s, x.data(), dy.data(), got.data(), got_b.data());
-  EXPECT_LE(relative_error(got, want), kFloatRelTol) << describe(s, true);
-  EXPECT_LE(relative_error(got_b, want_b), kFloatRelTol) << "dbias: " << describe(s, true);
+  expect_weight_gradient_matches_im2col("direct", s, 6);
 }
 
 TEST_F(ConvVariants, BackwardDataMatchesReference) {

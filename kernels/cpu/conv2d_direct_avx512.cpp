@@ -44,7 +44,6 @@
 namespace ember::cpu {
 namespace {
 
-using conv_detail::fill_slab;
 using conv_detail::thread_scratch;
 
 constexpr int kLanes = 16;  // outputs per zmm: adjacent q
@@ -146,22 +145,19 @@ void conv2d_forward_direct(const Conv2dShape& s, const float* x, const float* w,
   const int64_t qblocks = (qvecs + kVb - 1) / kVb;
   // Slab row width: every load of the last vector plus the widest tap offset stays inside.
   const int64_t Wp = std::max(s.pad_w + s.W, qvecs * kLanes + (s.S - 1) * s.dil_w);
-  const __mmask16 tail = Q % kLanes ? __mmask16((1u << (Q % kLanes)) - 1) : __mmask16(0xFFFF);
-  // A task is kRowsPerTask output rows of one image, every channel: the slab of input rows it reads
-  // stays in L1/L2, and each output plane receives kRowsPerTask consecutive rows in one go (writing one
-  // row per plane per task streamed to 64 pages at once and measured slower at batch 8).
-  const int64_t chunks = (P + kRowsPerTask - 1) / kRowsPerTask;
+  const __mmask16 tail = conv_detail::last_vector_mask(Q);
   const bool stream = conv_detail::stream_output(s, y, kLanes);
 
   float* wp = thread_scratch<0>(kblocks * kKb * (taps + 1));
   float* bp = wp + kblocks * kKb * taps;
   pack_weights(s, w, bias, wp, bp);
 
+  // A task is kRowsPerTask output rows of one image, every channel: the slab of input rows it reads
+  // stays in L1/L2, and each output plane receives kRowsPerTask consecutive rows in one go (writing one
+  // row per plane per task streamed to 64 pages at once and measured slower at batch 8).
 #pragma omp parallel for schedule(dynamic, 2) if (!omp_in_parallel() && s.macs() > (int64_t(1) << 20))
-  for (int64_t task = 0; task < s.N * chunks; ++task) {
-    const auto [n, p0, p1, slab_rows] = conv_detail::slab_task(s, task, kRowsPerTask);
-    float* slab = thread_scratch<1>(s.C * slab_rows * Wp);
-    fill_slab(s, x, n, p0, slab_rows, Wp, slab);
+  for (int64_t task = 0; task < conv_detail::slab_task_count(s, kRowsPerTask); ++task) {
+    const auto [n, p0, p1, slab_rows, slab] = conv_detail::slab_task(s, x, task, kRowsPerTask, Wp);
     int64_t tap_offset[conv_detail::kDirectMaxTaps];
     conv_detail::slab_tap_offsets(s, slab_rows, Wp, tap_offset);
     for (int64_t kb = 0; kb < kblocks; ++kb) {

@@ -33,7 +33,6 @@
 namespace ember::cpu {
 namespace {
 
-using conv_detail::fill_slab;
 using conv_detail::thread_scratch;
 
 constexpr int kLanes = 16;  // output pairs per zmm
@@ -160,7 +159,6 @@ void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float
   const int64_t pairs = (Q + 1) / 2, tvecs = (pairs + kLanes - 1) / kLanes, Tpad = tvecs * kLanes;
   // Slab row width: the transform of the last pair vector reads up to column 2 * Tpad + 1.
   const int64_t Wp = std::max(s.pad_w + s.W, 2 * Tpad + 2);
-  const int64_t chunks = (P + kRowsPerTask - 1) / kRowsPerTask;
   const bool stream = conv_detail::stream_output(s, y, 2 * kLanes);  // whole 32-output vectors
 
   float* gp = thread_scratch<0>(kblocks * kKb * (rows * kM + 1));
@@ -168,10 +166,8 @@ void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float
   pack_weights(s, w, bias, gp, bp);
 
 #pragma omp parallel for schedule(dynamic, 2) if (!omp_in_parallel() && s.macs() > (int64_t(1) << 20))
-  for (int64_t task = 0; task < s.N * chunks; ++task) {
-    const auto [n, p0, p1, slab_rows] = conv_detail::slab_task(s, task, kRowsPerTask);
-    float* slab = thread_scratch<1>(s.C * slab_rows * Wp);
-    fill_slab(s, x, n, p0, slab_rows, Wp, slab);
+  for (int64_t task = 0; task < conv_detail::slab_task_count(s, kRowsPerTask); ++task) {
+    const auto [n, p0, p1, slab_rows, slab] = conv_detail::slab_task(s, x, task, kRowsPerTask, Wp);
     float* u = aligned_scratch(s.C * slab_rows * kM * Tpad);
     transform_rows(slab, s.C * slab_rows, Wp, Tpad, u);
     int64_t offset[conv_detail::kDirectMaxTaps / 3 * kM];

@@ -24,7 +24,6 @@
 namespace ember::cpu {
 namespace {
 
-using conv_detail::fill_slab;
 using conv_detail::thread_scratch;
 
 constexpr int kLanes = 16;
@@ -96,9 +95,9 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
   if (!conv_detail::direct_applies(s) || s.N == 0) return conv2d_backward_weight_im2col(s, x, dy, dw, dbias);
   const int64_t P = s.P(), Q = s.Q(), taps = s.C * s.R * s.S, qvecs = (Q + kLanes - 1) / kLanes;
   const int64_t Wp = std::max(s.pad_w + s.W, qvecs * kLanes + (s.S - 1) * s.dil_w);
-  const int64_t chunks = (P + kRowsPerTask - 1) / kRowsPerTask, dw_size = s.K * taps;
-  const __mmask16 last = Q % kLanes ? __mmask16((1u << (Q % kLanes)) - 1) : __mmask16(0xFFFF);
-  const bool parallel = !omp_in_parallel() && s.N * chunks > 1 && s.macs() > (int64_t(1) << 20);
+  const int64_t tasks = conv_detail::slab_task_count(s, kRowsPerTask), dw_size = s.K * taps;
+  const __mmask16 last = conv_detail::last_vector_mask(Q);
+  const bool parallel = !omp_in_parallel() && tasks > 1 && s.macs() > (int64_t(1) << 20);
   const int nt = parallel ? omp_get_max_threads() : 1;
   std::vector<float*> partial(size_t(nt), nullptr);
   std::vector<double*> bias_partial(size_t(nt), nullptr);
@@ -114,10 +113,8 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
     // Static: each thread's set of tasks, hence its partial sums and the result, depend only on the
     // thread count (a dynamic schedule made training runs differ in the last bits).
 #pragma omp for schedule(static)
-    for (int64_t task = 0; task < s.N * chunks; ++task) {
-      const auto [n, p0, p1, slab_rows] = conv_detail::slab_task(s, task, kRowsPerTask);
-      float* slab = thread_scratch<1>(s.C * slab_rows * Wp);
-      fill_slab(s, x, n, p0, slab_rows, Wp, slab);
+    for (int64_t task = 0; task < tasks; ++task) {
+      const auto [n, p0, p1, slab_rows, slab] = conv_detail::slab_task(s, x, task, kRowsPerTask, Wp);
       int64_t tap_offset[conv_detail::kDirectMaxTaps];
       conv_detail::slab_tap_offsets(s, slab_rows, Wp, tap_offset);
       // Per channel group, two output rows at a time: the group's dy (4 channels x 2 rows) and the slab

@@ -1,5 +1,5 @@
-// Internal helpers of the fast float convolutions (conv2d_im2col.cpp, conv2d_depthwise_avx2.cpp,
-// conv2d_winograd_avx2.cpp, conv2d_direct_avx512.cpp) and the variants' entry points for conv2d_table.cpp.
+// Internal helpers of the fast float convolutions (conv2d_im2col.cpp, conv2d_depthwise_avx2.cpp, the
+// Winograd and direct kernels) and the variants' entry points for conv2d_table.cpp.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -58,17 +58,28 @@ inline void fill_slab(const Conv2dShape& s, const float* x, int64_t n, int64_t p
     }
 }
 
-// A direct kernel's task: output rows [p0, p1) of image n, which read `slab_rows` input rows.
+// A direct kernel's tasks: rows_per_task output rows of one image each, N * ceil(P / rows_per_task).
+inline int64_t slab_task_count(const Conv2dShape& s, int64_t rows_per_task) {
+  return s.N * ((s.P() + rows_per_task - 1) / rows_per_task);
+}
+// Task `task`: output rows [p0, p1) of image n, which read `slab_rows` input rows; they are copied
+// into `slab` (this thread's scratch slot 1, rows of width Wp) by fill_slab.
 struct SlabTask {
   int64_t n, p0, p1, slab_rows;
+  float* slab;
 };
-inline SlabTask slab_task(const Conv2dShape& s, int64_t task, int64_t rows_per_task) {
+inline SlabTask slab_task(const Conv2dShape& s, const float* x, int64_t task, int64_t rows_per_task, int64_t Wp) {
   const int64_t P = s.P(), chunks = (P + rows_per_task - 1) / rows_per_task;
   SlabTask t;
   t.n = task / chunks, t.p0 = task % chunks * rows_per_task, t.p1 = std::min(P, t.p0 + rows_per_task);
   t.slab_rows = (t.p1 - 1 - t.p0) * s.stride_h + (s.R - 1) * s.dil_h + 1;
+  t.slab = thread_scratch<1>(s.C * t.slab_rows * Wp);
+  fill_slab(s, x, t.n, t.p0, t.slab_rows, Wp, t.slab);
   return t;
 }
+
+// Store/load mask of the last 16-lane vector of a row of Q outputs (all lanes when Q % 16 == 0).
+inline uint16_t last_vector_mask(int64_t Q) { return Q % 16 ? uint16_t((1u << (Q % 16)) - 1) : uint16_t(0xFFFF); }
 
 // Offset in the slab of a task (slab_rows rows of width Wp per channel) of every tap (c, r, t), in
 // that order, relative to the slab position of the output at row 0, column 0.
