@@ -32,11 +32,14 @@ namespace conv_detail {
 namespace {  // internal linkage on purpose: the including files are built with different -m flags, and
              // one shared (linker-chosen) copy could carry AVX2 code into a path run without AVX2
 // A grow-only float buffer per thread and slot, reused across calls so the hot path does not allocate.
+// 64-byte aligned: large blocks from malloc start 16 bytes past a page, so with plain std::vector
+// every other 32-byte load of a row that is a multiple of 8 floats long split a cache line.
 template <int Slot>
 float* thread_scratch(int64_t floats) {
   static thread_local std::vector<float> buf;
-  if (int64_t(buf.size()) < floats) buf.resize(size_t(floats));
-  return buf.data();
+  if (int64_t(buf.size()) < floats + 15) buf.resize(size_t(floats + 15));
+  const auto address = reinterpret_cast<std::uintptr_t>(buf.data());
+  return buf.data() + ((64 - address % 64) % 64) / sizeof(float);
 }
 
 // For the direct kernels: copies the `rows` input rows that output rows from p0 on read, in every
