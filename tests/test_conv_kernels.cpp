@@ -219,9 +219,9 @@ void expect_weight_gradient_matches_im2col(const std::string& variant, const Con
   EXPECT_LE(relative_error(got_b, want_b), kFloatRelTol) << variant << " dbias: " << describe(s, true);
 }
 
-// The Winograd weight gradient splits the batch's tile rows into chunks of ~2^21 / (16 (C + K)) columns
-// spread over threads, each summing into its own buffer. The shapes above all fit in one chunk; this
-// one (250-wide rows, 64 tile rows) takes four.
+// The Winograd weight gradient splits the batch's tile rows into chunks of 256-512 columns spread over
+// threads, each summing into its own buffer. The shapes above all fit in one chunk; this one (250-wide
+// rows, so 128-tile rows with interior groups read straight from x; 64 tile rows) takes sixteen.
 TEST_F(ConvVariants, WinogradWeightGradientOverSeveralChunksMatchesIm2col) {
   if (!has_variant("conv2d_bwd_weight", "winograd")) GTEST_SKIP() << "no AVX2 on this CPU";
   Conv2dShape s;

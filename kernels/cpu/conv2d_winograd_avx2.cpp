@@ -94,7 +94,7 @@ void run_chunk(const Conv2dShape& s, const Plan& pl, const float* x, const float
   const int64_t T = pl.cols(g1 - g0), C = s.C, K = s.K;
   float* V = thread_scratch<0>(16 * C * T);
   float* M = thread_scratch<1>(16 * K * T);
-  transform_input_chunk(s, pl, x, g0, g1, V, thread_scratch<2>(4 * pl.Wp));
+  transform_input_chunk(s, pl, x, g0, g1, V);
   // 16 GEMMs: M[xi] (K x T) = U[xi] (K x C) * V[xi] (C x T).
   for (int xi = 0; xi < 16; ++xi)
     sgemm(false, false, K, T, C, 1.f, U + xi * K * C, C, V + xi * C * T, T, 0.f, M + xi * K * T, T);

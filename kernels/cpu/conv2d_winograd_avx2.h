@@ -24,13 +24,11 @@ bool winograd_applies(const Conv2dShape& s) {
 struct Plan {
   int64_t P, Q;       // output size
   int64_t Pt, Qt8;    // tile rows per image, tiles per tile row rounded up to kLanes
-  int64_t Wp;         // padded slab width
   int64_t rows;       // tile rows over all images: N * Pt
   int64_t chunk_rows; // tile rows per chunk
   explicit Plan(const Conv2dShape& s) : P(s.P()), Q(s.Q()) {
     Pt = (P + 1) / 2;
     Qt8 = ((Q + 1) / 2 + kLanes - 1) / kLanes * kLanes;
-    Wp = 2 * Qt8 + 2;
     rows = s.N * Pt;
     // V (16 x C x T) plus M (16 x K x T) floats near 4 MiB: they stream through L2 into L3,
     // but at least 256 columns, or the GEMMs' packing of U (K x C per xi) is not amortised at
@@ -50,12 +48,13 @@ inline __m256 odd_lanes(__m256 a, __m256 b) {  // a1 a3 a5 a7 b1 b3 b5 b7
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
-// V[xi][c][col..col+7] for 8 tiles whose 4x4 inputs start at slab[0][0], slab[0][2], ..., slab[0][14].
-// B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], applied to rows then to columns.
-inline void input_tiles(const float* slab, int64_t Wp, float* V, int64_t xi_stride) {
+// V[xi][c][col..col+7] for 8 tiles whose 4x4 inputs start at row[r] + 0, 2, ..., 14 (r = 0..3; 18
+// floats of each row are read). B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], applied to rows then
+// to columns.
+inline void input_tiles(const float* const row[4], float* V, int64_t xi_stride) {
   __m256 d[4][4];
   for (int r = 0; r < 4; ++r) {
-    const float* p = slab + r * Wp;
+    const float* p = row[r];
     const __m256 a = _mm256_loadu_ps(p), b = _mm256_loadu_ps(p + 8);
     const __m256 a2 = _mm256_loadu_ps(p + 2), b2 = _mm256_loadu_ps(p + 10);
     d[r][0] = even_lanes(a, b);
@@ -78,26 +77,52 @@ inline void input_tiles(const float* slab, int64_t Wp, float* V, int64_t xi_stri
   }
 }
 
+// Where 8 tiles read `width` floats from column w0 on of `rows` rows (nullptr: a row outside the
+// input, all zeros): into the rows themselves when [w0, w0 + width) lies inside [0, W), otherwise
+// into zero-padded copies in `edge` (rows x kEdgeRow floats). Only a row's first and last groups of
+// tiles need the copy; copying every row into a padded slab instead cost about a sixth of the weight
+// gradient's time at conv1_2 (perf: memmove + memset).
+constexpr int64_t kEdgeRow = 24;
+template <int Rows>
+inline void tile_sources(const float* const row[Rows], int64_t w0, int64_t width, int64_t W, float* edge,
+                         const float* src[Rows]) {
+  alignas(32) static const float zeros[kEdgeRow] = {};
+  const bool inside = w0 >= 0 && w0 + width <= W;
+  for (int r = 0; r < Rows; ++r) {
+    if (!row[r]) {
+      src[r] = zeros;
+    } else if (inside) {
+      src[r] = row[r] + w0;
+    } else {
+      float* e = edge + r * kEdgeRow;
+      std::fill(e, e + kEdgeRow, 0.f);
+      for (int64_t w = std::max<int64_t>(w0, 0); w < std::min(w0 + width, W); ++w) e[w - w0] = row[r][w];
+      src[r] = e;
+    }
+  }
+}
+
 // V[xi][c][t] for tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti), T =
-// pl.cols(g1 - g0) columns: for each channel and tile row, its 4 input rows go through a zero-padded
-// slab (4 x pl.Wp floats of scratch) so no load needs a bounds test.
+// pl.cols(g1 - g0) columns, read straight from x (zero padding supplied by tile_sources).
 inline void transform_input_chunk(const Conv2dShape& s, const Plan& pl, const float* x, int64_t g0, int64_t g1,
-                                  float* V, float* slab) {
+                                  float* V) {
   const int64_t T = pl.cols(g1 - g0), C = s.C, H = s.H, W = s.W;
+  alignas(32) float edge[4 * kEdgeRow];
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t g = g0; g < g1; ++g) {
       const int64_t n = g / pl.Pt, ti = g % pl.Pt;
       const float* plane = x + (n * C + c) * H * W;
+      const float* row[4];
       for (int r = 0; r < 4; ++r) {
-        float* dst = slab + r * pl.Wp;
         const int64_t h = 2 * ti + r - s.pad_h;
-        std::fill(dst, dst + pl.Wp, 0.f);
-        if (h < 0 || h >= H) continue;
-        const int64_t w_lo = std::max<int64_t>(0, -s.pad_w), w_hi = std::min<int64_t>(W, pl.Wp - s.pad_w);
-        std::copy(plane + h * W + w_lo, plane + h * W + w_hi, dst + w_lo + s.pad_w);
+        row[r] = h >= 0 && h < H ? plane + h * W : nullptr;
       }
       float* v = V + c * T + (g - g0) * pl.Qt8;
-      for (int64_t tj = 0; tj < pl.Qt8; tj += kLanes) input_tiles(slab + 2 * tj, pl.Wp, v + tj, C * T);
+      for (int64_t tj = 0; tj < pl.Qt8; tj += kLanes) {
+        const float* src[4];
+        tile_sources<4>(row, 2 * tj - s.pad_w, 2 * kLanes + 2, W, edge, src);
+        input_tiles(src, v + tj, C * T);
+      }
     }
   }
 }
