@@ -238,6 +238,17 @@ TEST_F(ConvVariants, DirectWeightGradientOverThreadsMatchesIm2col) {
   expect_weight_gradient_matches_im2col("direct", s, 6);
 }
 
+// The F(2,3) weight gradient likewise, over 10 tasks on two threads: rows of contiguous A and U runs
+// (stride_h 1), then one run per output row (stride_h 2), with an odd Q (a half-used last pair).
+TEST_F(ConvVariants, DirectF23WeightGradientOverThreadsMatchesIm2col) {
+  if (!has_variant("conv2d_bwd_weight", "direct_f23")) GTEST_SKIP() << "no AVX-512 on this CPU";
+  Conv2dShape s;
+  s.N = 2, s.C = 3, s.K = 21, s.H = 40, s.W = 69, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
+  expect_weight_gradient_matches_im2col("direct_f23", s, 7);
+  s.stride_h = 2, s.H = 79;
+  expect_weight_gradient_matches_im2col("direct_f23", s, 8);
+}
+
 TEST_F(ConvVariants, BackwardDataMatchesReference) {
   std::mt19937 rng(2);
   for (const auto& variant : kernels::available_variants("conv2d_bwd_data")) {

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/cpu/conv2d_direct_f23_avx512.h"
 #include "kernels/cpu/conv2d_im2col.h"
 
 namespace ember::cpu {
@@ -35,9 +36,9 @@ namespace {
 
 using conv_detail::thread_scratch;
 
-constexpr int kLanes = 16;  // output pairs per zmm
-constexpr int kKb = 6;      // output channels per register block (x 4 products = 24 accumulators)
-constexpr int kM = 4;       // products per output pair
+constexpr int kLanes = kF23Lanes;  // output pairs per zmm
+constexpr int kKb = 6;             // output channels per register block (x 4 products = 24 accumulators)
+constexpr int kM = kF23M;          // products per output pair
 constexpr int64_t kRowsPerTask = 8;
 
 struct Block {
@@ -122,35 +123,6 @@ void pack_weights(const Conv2dShape& s, const float* w, const float* bias, float
     }
 }
 
-// u[row][m][j] = U_m of output pair j read from slab row `row` (pairs padded to Tpad = 16 * vectors):
-// d0..d3 = slab[2j .. 2j+3]. Even and odd slab columns are split by permutes, 16 pairs at a time.
-void transform_rows(const float* slab, int64_t rows, int64_t Wp, int64_t Tpad, float* u) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  for (int64_t row = 0; row < rows; ++row) {
-    const float* d = slab + row * Wp;
-    float* ur = u + row * kM * Tpad;
-    for (int64_t j = 0; j < Tpad; j += kLanes) {
-      const __m512 a = _mm512_loadu_ps(d + 2 * j), b = _mm512_loadu_ps(d + 2 * j + 16);
-      const __m512 c = _mm512_loadu_ps(d + 2 * j + 2), e = _mm512_loadu_ps(d + 2 * j + 18);
-      const __m512 d0 = _mm512_permutex2var_ps(a, even, b), d1 = _mm512_permutex2var_ps(a, odd, b);
-      const __m512 d2 = _mm512_permutex2var_ps(c, even, e), d3 = _mm512_permutex2var_ps(c, odd, e);
-      _mm512_store_ps(ur + j, _mm512_sub_ps(d0, d2));
-      _mm512_store_ps(ur + Tpad + j, _mm512_add_ps(d1, d2));
-      _mm512_store_ps(ur + 2 * Tpad + j, _mm512_sub_ps(d2, d1));
-      _mm512_store_ps(ur + 3 * Tpad + j, _mm512_sub_ps(d1, d3));
-    }
-  }
-}
-
-__mmask16 lanes_mask(int64_t n) { return n >= kLanes ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
-
-// 64-byte aligned view into a thread's scratch (U is read with aligned loads).
-float* aligned_scratch(int64_t floats) {
-  auto p = reinterpret_cast<uintptr_t>(thread_scratch<2>(floats + 16));
-  return reinterpret_cast<float*>((p + 63) / 64 * 64);
-}
-
 }  // namespace
 
 void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
@@ -168,8 +140,8 @@ void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float
 #pragma omp parallel for schedule(dynamic, 2) if (!omp_in_parallel() && s.macs() > (int64_t(1) << 20))
   for (int64_t task = 0; task < conv_detail::slab_task_count(s, kRowsPerTask); ++task) {
     const auto [n, p0, p1, slab_rows, slab] = conv_detail::slab_task(s, x, task, kRowsPerTask, Wp);
-    float* u = aligned_scratch(s.C * slab_rows * kM * Tpad);
-    transform_rows(slab, s.C * slab_rows, Wp, Tpad, u);
+    float* u = thread_scratch<2>(s.C * slab_rows * kM * Tpad);  // 64-byte aligned: U is read with aligned loads
+    f23_transform_rows(slab, s.C * slab_rows, Wp, Tpad, kM * Tpad, Tpad, u);  // u[row][m][j]
     int64_t offset[conv_detail::kDirectMaxTaps / 3 * kM];
     for (int64_t c = 0, i = 0; c < s.C; ++c)
       for (int64_t r = 0; r < s.R; ++r)
@@ -182,7 +154,7 @@ void conv2d_forward_direct_f23(const Conv2dShape& s, const float* x, const float
         for (int64_t kb = 0; kb < kblocks; ++kb) {
           const Block b{u + (p - p0) * s.stride_h * kM * Tpad + tv * kLanes, offset, rows * kM,
                         gp + kb * rows * kM * kKb, bp + kb * kKb, y + ((n * s.K + kb * kKb) * P + p) * Q + q0, P * Q,
-                        lanes_mask(Q - q0), lanes_mask(Q - q0 - kLanes)};
+                        f23_lanes_mask(Q - q0), f23_lanes_mask(Q - q0 - kLanes)};
           kBlocks[stream][size_t(std::min<int64_t>(kKb, s.K - kb * kKb) - 1)](b);
         }
       }

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cpu/conv2d_direct_wgrad.h"
 #include "kernels/cpu/conv2d_im2col.h"
 
 namespace ember::cpu {
@@ -81,17 +82,8 @@ void run_block(const Block& b) {
     }
 }
 
-using BlockFn = void (*)(const Block&);
-template <int KB, int... T>
-constexpr std::array<BlockFn, sizeof...(T)> blocks_with_channels(std::integer_sequence<int, T...>) {
-  return {&run_block<KB, T + 1>...};
-}
-template <int... K>
-constexpr std::array<std::array<BlockFn, kTb>, sizeof...(K)> all_blocks(std::integer_sequence<int, K...>) {
-  return {blocks_with_channels<K + 1>(std::make_integer_sequence<int, kTb>{})...};
-}
 // kBlocks[KB-1][TB-1]: partial channel blocks (K % kKb) and partial tap blocks (taps % kTb).
-constexpr auto kBlocks = all_blocks(std::make_integer_sequence<int, kKb>{});
+constexpr auto kBlocks = conv_detail::block_table<kKb, kTb>([]<int K, int T>() { return &run_block<K, T>; });
 
 }  // namespace
 
@@ -102,18 +94,11 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
   const int64_t tasks = conv_detail::slab_task_count(s, kRowsPerTask), dw_size = s.K * taps;
   const __mmask16 last = conv_detail::last_vector_mask(Q);
   const bool parallel = !omp_in_parallel() && tasks > 1 && s.macs() > (int64_t(1) << 20);
-  const int nt = parallel ? omp_get_max_threads() : 1;
-  std::vector<float*> partial(size_t(nt), nullptr);
-  std::vector<double*> bias_partial(size_t(nt), nullptr);
-#pragma omp parallel num_threads(nt) if (parallel)
+  conv_detail::LaneSums sums(parallel ? omp_get_max_threads() : 1, dw_size, s.K);
+#pragma omp parallel num_threads(parallel ? omp_get_max_threads() : 1) if (parallel)
   {
-    float* mine = thread_scratch<0>(dw_size * kLanes);  // per-lane sums of dw
-    std::fill(mine, mine + dw_size * kLanes, 0.f);
-    static thread_local std::vector<double> bias_buf;  // per-lane sums of dbias, in double
-    bias_buf.assign(size_t(s.K * kLanes), 0.0);
-    double* bias_lanes = bias_buf.data();
-    partial[size_t(omp_get_thread_num())] = mine;
-    bias_partial[size_t(omp_get_thread_num())] = bias_lanes;
+    float* mine = sums.thread_values();  // per-lane sums of dw
+    double* bias_lanes = sums.thread_bias();
     // Static: each thread's set of tasks, hence its partial sums and the result, depend only on the
     // thread count (a dynamic schedule made training runs differ in the last bits).
 #pragma omp for schedule(static)
@@ -121,7 +106,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
       const auto [n, p0, p1, slab_rows, slab] = conv_detail::slab_task(s, x, task, kRowsPerTask, Wp);
       int64_t tap_offset[conv_detail::kDirectMaxTaps];
       static thread_local std::vector<const char*> line;
-      line.resize(size_t(kKb * ((kRowsPerBlock * Q * int64_t(sizeof(float)) + 63) / 64)));
+      line.resize(size_t(conv_detail::dy_lines_capacity(s, kKb, kRowsPerBlock)));
       conv_detail::slab_tap_offsets(s, slab_rows, Wp, tap_offset);
       // Per channel group, two output rows at a time: the group's dy (4 channels x 2 rows) and the slab
       // rows stay in L1 across its tap blocks, and each channel's dy rows are read front to back.
@@ -133,11 +118,7 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
       for (int64_t k0 = 0; k0 < s.K; k0 += kKb)
         for (int64_t q0 = p0; q0 < p1; q0 += kRowsPerBlock) {
           const int64_t rows = std::min(kRowsPerBlock, p1 - q0);
-          int64_t lines = 0;
-          for (int64_t k = k0 + kKb; k < std::min(s.K, k0 + 2 * kKb); ++k) {
-            const char* run = reinterpret_cast<const char*>(dy + ((n * s.K + k) * P + q0) * Q);
-            for (int64_t off = 0; off < rows * Q * int64_t(sizeof(float)); off += 64) line[lines++] = run + off;
-          }
+          const int64_t lines = conv_detail::dy_lines(s, dy, n, k0 + kKb, k0 + 2 * kKb, q0, rows, line.data());
           const int64_t tap_blocks = (taps + kTb - 1) / kTb, per_block = (lines + tap_blocks - 1) / tap_blocks;
           for (int64_t t0 = 0; t0 < taps; t0 += kTb) {
             const int64_t kn = std::min<int64_t>(kKb, s.K - k0), tn = std::min<int64_t>(kTb, taps - t0);
@@ -157,25 +138,13 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
               for (int64_t v = 0; v < qvecs; ++v)
                 sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(v + 1 == qvecs ? last : __mmask16(0xFFFF), g + v * kLanes));
             }
-            alignas(64) float part[kLanes];
-            _mm512_store_ps(part, sum);
-            for (int l = 0; l < kLanes; ++l) bias_lanes[k * kLanes + l] += double(part[l]);
+            conv_detail::add_bias_lanes(sum, k, bias_lanes);
           }
         }
     }
   }
-  for (int64_t i = 0; i < dw_size; ++i) {  // a few thousand sums of 16 lanes per thread
-    double sum = 0;
-    for (float* p : partial)
-      for (int64_t l = 0; p && l < kLanes; ++l) sum += double(p[i * kLanes + l]);
-    dw[i] = float(sum);
-  }
-  for (int64_t k = 0; dbias && k < s.K; ++k) {
-    double sum = 0;
-    for (double* p : bias_partial)
-      for (int64_t l = 0; p && l < kLanes; ++l) sum += p[k * kLanes + l];
-    dbias[k] = float(sum);
-  }
+  for (int64_t i = 0; i < dw_size; ++i) dw[i] = float(sums.value(i));  // a few thousand sums of 16 lanes per thread
+  if (dbias) sums.bias(dbias);
 }
 
 }  // namespace ember::cpu

@@ -26,6 +26,9 @@ void conv2d_forward_direct(const Conv2dShape&, const float*, const float*, const
 void conv2d_forward_direct_f23(const Conv2dShape&, const float*, const float*, const float*, float*);
 // Variant "direct" of the weight gradient (conv2d_direct_wgrad_avx512.cpp), same domain as "direct".
 void conv2d_backward_weight_direct(const Conv2dShape&, const float*, const float*, float*, float*);
+// Variant "direct_f23" of the weight gradient (conv2d_direct_f23_wgrad_avx512.cpp): F(2,3) along rows
+// where direct_f23_applies, "direct" elsewhere.
+void conv2d_backward_weight_direct_f23(const Conv2dShape&, const float*, const float*, float*, float*);
 
 namespace conv_detail {
 

@@ -4,8 +4,8 @@
 // own domain, "direct_f23" falls back to "direct", the others to im2col, so forcing one compares it
 // against the fallback layer by layer), "im2col" (GEMM-based, depthwise direct) and "ref".
 // Data gradient: "winograd" (im2col outside its domain), "im2col", "ref". Weight gradient: "auto"
-// ("direct" for few input channels, else "winograd"), "winograd" and "direct" (im2col outside their
-// domains), "im2col", "ref".
+// (as the forward's, with "winograd" for everything from 8 channels on), "winograd", "direct_f23"
+// and "direct" (the same domains and fallbacks as the forward's), "im2col", "ref".
 #include "kernels/cpu/conv2d.h"
 #include "kernels/cpu/conv2d_im2col.h"  // the variants' entry points
 
@@ -17,7 +17,7 @@ void conv2d_forward_auto(const Conv2dShape& s, const float* x, const float* w, c
   conv2d_forward_winograd(s, x, w, bias, y);  // Winograd on its domain, im2col elsewhere
 }
 void conv2d_backward_weight_auto(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
-  if (kernels::has_avx512() && conv_detail::direct_applies(s)) return conv2d_backward_weight_direct(s, x, dy, dw, dbias);
+  if (kernels::has_avx512() && conv_detail::direct_applies(s)) return conv2d_backward_weight_direct_f23(s, x, dy, dw, dbias);
   conv2d_backward_weight_winograd(s, x, dy, dw, dbias);  // Winograd on its domain, im2col elsewhere
 }
 }  // namespace
@@ -47,6 +47,7 @@ kernels::VariantTable<ConvBwdWeightFn>& conv2d_bwd_weight_table() {
       "conv2d_bwd_weight", {
                                {"auto", &conv2d_backward_weight_auto, &kernels::has_avx2},
                                {"winograd", &conv2d_backward_weight_winograd, &kernels::has_avx2},
+                               {"direct_f23", &conv2d_backward_weight_direct_f23, &kernels::has_avx512},
                                {"direct", &conv2d_backward_weight_direct, &kernels::has_avx512},
                                {"im2col", &conv2d_backward_weight_im2col, nullptr},
                                {"ref", &conv2d_backward_weight_ref<float>, nullptr},
