@@ -141,7 +141,7 @@ std::vector<Conv2dShape> test_shapes() {
 class ConvVariants : public ::testing::Test {
  protected:
   void TearDown() override {
-    for (const char* op : {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight"}) kernels::set_variant(op, "");
+    for (const char* op : {"conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_weight", "gemm"}) kernels::set_variant(op, "");
   }
 };
 
@@ -168,6 +168,34 @@ TEST_F(ConvVariants, ForwardMatchesReference) {
         cpu::conv2d_forward_ref<float>(s, x.data(), w.data(), with_bias ? b.data() : nullptr, want.data());
         ASSERT_LE(relative_error(got, want), kFloatRelTol) << variant << ": " << describe(s, with_bias);
       }
+  }
+}
+
+// The Winograd forward (and data gradient) writes its GEMM operands in the packed layout of whichever
+// "gemm" variant is active (sgemm_packed: 12 x 32, 6 x 16 or the reference's 8 x 8 panels): K not a
+// multiple of MR, tile columns not a multiple of NR, two chunks.
+TEST_F(ConvVariants, WinogradUnderEveryGemmVariantMatchesReference) {
+  std::mt19937 rng(11);
+  Conv2dShape a, b;
+  a.N = 2, a.C = 9, a.K = 13, a.H = 21, a.W = 27, a.R = a.S = 3, a.pad_h = a.pad_w = 1;
+  b.N = 3, b.C = b.K = 128, b.H = b.W = 20, b.R = b.S = 3, b.pad_h = 0, b.pad_w = 2;
+  for (const auto& gemm : kernels::available_variants("gemm")) {
+    kernels::set_variant("gemm", gemm);
+    for (const auto& s : {a, b}) {
+      kernels::set_variant("conv2d_fwd", "winograd");
+      auto x = random_vector<float>(x_size(s), rng), w = random_vector<float>(w_size(s), rng);
+      auto bias = random_vector<float>(s.K, rng);
+      std::vector<float> got(size_t(y_size(s)), kNaN), want(got.size(), kNaN);
+      cpu::conv2d_forward<float>(s, x.data(), w.data(), bias.data(), got.data());
+      cpu::conv2d_forward_ref<float>(s, x.data(), w.data(), bias.data(), want.data());
+      EXPECT_LE(relative_error(got, want), kFloatRelTol) << "gemm " << gemm << ": " << describe(s, true);
+      kernels::set_variant("conv2d_bwd_data", "winograd");
+      auto dy = random_vector<float>(y_size(s), rng);
+      std::vector<float> got_dx(size_t(x_size(s)), kNaN), want_dx(got_dx.size(), kNaN);
+      cpu::conv2d_backward_data<float>(s, dy.data(), w.data(), got_dx.data());
+      cpu::conv2d_backward_data_ref<float>(s, dy.data(), w.data(), want_dx.data());
+      EXPECT_LE(relative_error(got_dx, want_dx), kFloatRelTol) << "gemm " << gemm << " dx: " << describe(s, false);
+    }
   }
 }
 

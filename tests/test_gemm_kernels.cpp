@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <random>
 #include <string>
@@ -120,6 +121,48 @@ TEST_F(GemmVariants, MatchReferenceAcrossCacheBlocks) {
   for (const auto& variant : kernels::available_variants("gemm")) {
     kernels::set_variant("gemm", variant);
     for (const auto& c : cases) check_case(variant, c, rng);
+  }
+}
+
+// sgemm_packed: the caller packs A and B in the active variant's panel layout; odd sizes (partial
+// row and column panels), depths beyond one KC block, beta 0 (C poisoned) and not, a padded ldc.
+TEST_F(GemmVariants, PackedOperandsMatchReference) {
+  std::mt19937 rng(4321);
+  const GemmCase cases[] = {{false, false, 1, 1, 1, 1.f, 0.f, 0},      {false, false, 13, 33, 17, 1.f, 0.f, 3},
+                            {false, false, 64, 100, 263, 1.f, 1.f, 0}, {false, false, 37, 70, 700, 1.f, -0.5f, 5},
+                            {false, false, 25, 17, 0, 1.f, 0.5f, 0}};
+  for (const auto& variant : kernels::available_variants("gemm")) {
+    kernels::set_variant("gemm", variant);
+    const auto packed = ember::cpu::sgemm_packed();
+    for (const auto& c : cases) {
+      const int64_t MR = packed.MR, NR = packed.NR, ldc = c.N + c.pad;
+      const int64_t Mp = (c.M + MR - 1) / MR * MR, Np = (c.N + NR - 1) / NR * NR;
+      auto A = random_vector(size_t(c.M * c.K), rng), B = random_vector(size_t(c.K * c.N), rng);
+      std::vector<float> Ap(size_t(Mp * c.K + 16), 0.f), Bp(size_t(c.K * Np + 16), 0.f);
+      float* ap = Ap.data() + (16 - reinterpret_cast<uintptr_t>(Ap.data()) / 4 % 16) % 16;  // 64-byte aligned panels
+      float* bp = Bp.data() + (16 - reinterpret_cast<uintptr_t>(Bp.data()) / 4 % 16) % 16;
+      for (int64_t i = 0; i < c.M; ++i)
+        for (int64_t k = 0; k < c.K; ++k) ap[((i / MR) * c.K + k) * MR + i % MR] = A[size_t(i * c.K + k)];
+      for (int64_t k = 0; k < c.K; ++k)
+        for (int64_t j = 0; j < c.N; ++j) bp[((j / NR) * c.K + k) * NR + j % NR] = B[size_t(k * c.N + j)];
+      std::vector<float> got = random_vector(size_t(c.M * ldc), rng);
+      if (c.beta == 0.f) got.assign(got.size(), std::numeric_limits<float>::quiet_NaN());
+      auto want = got;
+      packed.fn(c.M, c.N, c.K, ap, bp, c.beta, got.data(), ldc);
+      gemm_ref<float>(false, false, c.M, c.N, c.K, 1.f, A.data(), c.K, B.data(), c.N, c.beta, want.data(), ldc);
+      std::vector<float> got_body, want_body;
+      for (int64_t i = 0; i < c.M; ++i)
+        for (int64_t j = 0; j < c.N; ++j) {
+          got_body.push_back(got[size_t(i * ldc + j)]);
+          want_body.push_back(want[size_t(i * ldc + j)]);
+        }
+      EXPECT_LE(relative_error(got_body, want_body), kFloatRelTol) << describe(variant + " packed", c);
+      for (int64_t i = 0; i < c.M; ++i)
+        for (int64_t j = c.N; j < ldc; ++j)
+          if (!(std::isnan(want[size_t(i * ldc + j)]) ? std::isnan(got[size_t(i * ldc + j)])
+                                                      : got[size_t(i * ldc + j)] == want[size_t(i * ldc + j)]))
+            ADD_FAILURE() << describe(variant + " packed", c) << ": wrote past N at row " << i << " col " << j;
+    }
   }
 }
 

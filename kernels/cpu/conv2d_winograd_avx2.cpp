@@ -36,11 +36,15 @@ namespace {
 
 using conv_detail::thread_scratch;
 
-// U[xi][k][c] = (G g_kc G^T)[xi], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
-void transform_filters(const Conv2dShape& s, const float* w, float* U) {
+// U[xi] = (G g_kc G^T)[xi] for every (k, c), G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], written as
+// sgemm_packed's A operand (K x C): panels of MR rows, U[xi * xi_stride + ((k / MR) * C + c) * MR +
+// k % MR], rows past K zero.
+void transform_filters(const Conv2dShape& s, const float* w, int64_t MR, int64_t xi_stride, float* U) {
   const int64_t KC = s.K * s.C;
+  std::fill(U, U + 16 * xi_stride, 0.f);
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && KC > 4096)
   for (int64_t kc = 0; kc < KC; ++kc) {
+    const int64_t k = kc / s.C, c = kc % s.C, at = ((k / MR) * s.C + c) * MR + k % MR;
     const float* g = w + kc * 9;
     float t[4][3];  // G g
     for (int j = 0; j < 3; ++j) {
@@ -51,7 +55,7 @@ void transform_filters(const Conv2dShape& s, const float* w, float* U) {
     }
     for (int i = 0; i < 4; ++i) {  // (G g) G^T
       const float u[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-      for (int j = 0; j < 4; ++j) U[(i * 4 + j) * KC + kc] = u[j];
+      for (int j = 0; j < 4; ++j) U[(i * 4 + j) * xi_stride + at] = u[j];
     }
   }
 }
@@ -89,15 +93,17 @@ inline void store_clipped(float* row, int64_t q0, int64_t Q, const __m256 v[2]) 
 }
 
 // One chunk: tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti).
-void run_chunk(const Conv2dShape& s, const Plan& pl, const float* x, const float* U, const float* bias, float* y,
-               int64_t g0, int64_t g1) {
-  const int64_t T = pl.cols(g1 - g0), C = s.C, K = s.K;
-  float* V = thread_scratch<0>(16 * C * T);
+void run_chunk(const Conv2dShape& s, const Plan& pl, const SgemmPacked& gemm, const float* x, const float* U,
+               const float* bias, float* y, int64_t g0, int64_t g1) {
+  const int64_t C = s.C, K = s.K;
+  const int64_t T = (pl.cols(g1 - g0) + gemm.NR - 1) / gemm.NR * gemm.NR;  // whole B panels
+  const int64_t u_stride = (K + gemm.MR - 1) / gemm.MR * gemm.MR * C;
+  float* V = thread_scratch<0>(16 * C * T);  // B operands, packed by the transform itself
   float* M = thread_scratch<1>(16 * K * T);
-  transform_input_chunk(s, pl, x, g0, g1, V);
-  // 16 GEMMs: M[xi] (K x T) = U[xi] (K x C) * V[xi] (C x T).
-  for (int xi = 0; xi < 16; ++xi)
-    sgemm(false, false, K, T, C, 1.f, U + xi * K * C, C, V + xi * C * T, T, 0.f, M + xi * K * T, T);
+  transform_input_chunk(s, pl, x, g0, g1, V, gemm.NR, C * T);
+  // 16 GEMMs: M[xi] (K x T) = U[xi] (K x C) * V[xi] (C x T), both operands already packed (packing
+  // them inside sgemm cost about a tenth of these products: perf on the VGG16 train step).
+  for (int xi = 0; xi < 16; ++xi) gemm.fn(K, T, C, U + xi * u_stride, V + xi * C * T, 0.f, M + xi * K * T, T);
   // Output transform and store.
   for (int64_t k = 0; k < K; ++k) {
     const __m256 b = _mm256_set1_ps(bias ? bias[k] : 0.f);
@@ -122,15 +128,17 @@ void run_chunk(const Conv2dShape& s, const Plan& pl, const float* x, const float
 void conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   if (!winograd_applies(s)) return conv2d_forward_im2col(s, x, w, bias, y);
   const Plan pl(s);
-  static thread_local std::vector<float> U;  // transformed filters, 16 x K x C
-  U.resize(size_t(16 * s.K * s.C));
-  transform_filters(s, w, U.data());
+  const SgemmPacked gemm = sgemm_packed();
+  const int64_t u_stride = (s.K + gemm.MR - 1) / gemm.MR * gemm.MR * s.C;
+  static thread_local std::vector<float> U_buf;  // transformed filters, 16 packed K x C operands
+  U_buf.resize(size_t(16 * u_stride + 16));
+  float* U = U_buf.data() + (16 - reinterpret_cast<uintptr_t>(U_buf.data()) / sizeof(float) % 16) % 16;
+  transform_filters(s, w, gemm.MR, u_stride, U);
   const int64_t chunks = (pl.rows + pl.chunk_rows - 1) / pl.chunk_rows;
-  const float* u = U.data();
 #pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel() && chunks > 1)
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t g0 = i * pl.chunk_rows, g1 = std::min(pl.rows, g0 + pl.chunk_rows);
-    run_chunk(s, pl, x, u, bias, y, g0, g1);
+    run_chunk(s, pl, gemm, x, U, bias, y, g0, g1);
   }
 }
 

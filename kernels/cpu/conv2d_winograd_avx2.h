@@ -102,11 +102,20 @@ inline void tile_sources(const float* const row[Rows], int64_t w0, int64_t width
   }
 }
 
-// V[xi][c][t] for tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti), T =
-// pl.cols(g1 - g0) columns, read straight from x (zero padding supplied by tile_sources).
+// V for tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti), T = pl.cols(g1 - g0)
+// columns, read straight from x (zero padding supplied by tile_sources). Column t of channel c of
+// position xi goes to V[xi * xi_stride + (t / width) * C * width + c * width + t % width]: with
+// width = T that is V[xi][c][t]; with width = the GEMM's NR it is sgemm_packed's B panels (width a
+// multiple of 8, xi_stride = C * T rounded up to whole panels; columns from T on are zeroed).
 inline void transform_input_chunk(const Conv2dShape& s, const Plan& pl, const float* x, int64_t g0, int64_t g1,
-                                  float* V) {
+                                  float* V, int64_t width, int64_t xi_stride) {
   const int64_t T = pl.cols(g1 - g0), C = s.C, H = s.H, W = s.W;
+  if (T % width)  // the last panel's columns past T
+    for (int64_t xi = 0; xi < 16; ++xi)
+      for (int64_t c = 0; c < C; ++c) {
+        float* pad = V + xi * xi_stride + (T / width) * C * width + c * width;
+        std::fill(pad + T % width, pad + width, 0.f);
+      }
   alignas(32) float edge[4 * kEdgeRow];
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t g = g0; g < g1; ++g) {
@@ -117,11 +126,11 @@ inline void transform_input_chunk(const Conv2dShape& s, const Plan& pl, const fl
         const int64_t h = 2 * ti + r - s.pad_h;
         row[r] = h >= 0 && h < H ? plane + h * W : nullptr;
       }
-      float* v = V + c * T + (g - g0) * pl.Qt8;
       for (int64_t tj = 0; tj < pl.Qt8; tj += kLanes) {
+        const int64_t t = (g - g0) * pl.Qt8 + tj;
         const float* src[4];
         tile_sources<4>(row, 2 * tj - s.pad_w, 2 * kLanes + 2, W, edge, src);
-        input_tiles(src, v + tj, C * T);
+        input_tiles(src, V + (t / width) * C * width + c * width + t % width, xi_stride);
       }
     }
   }

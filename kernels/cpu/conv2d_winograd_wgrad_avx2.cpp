@@ -181,7 +181,7 @@ void conv2d_backward_weight_winograd(const Conv2dShape& s, const float* x, const
       const int64_t g0 = i * chunk_rows, g1 = std::min(pl.rows, g0 + chunk_rows), T = pl.cols(g1 - g0);
       float* V = thread_scratch<0>(16 * s.C * T);
       float* E = thread_scratch<1>(16 * s.K * T);
-      transform_input_chunk(s, pl, x, g0, g1, V);
+      transform_input_chunk(s, pl, x, g0, g1, V, T, s.C * T);
       transform_grad_chunk(s, pl, dy, g0, g1, E);
       for (int xi = 0; xi < 16; ++xi)
         accumulate_products(s.K, s.C, T, E + xi * s.K * T, V + xi * s.C * T, Mw + xi * s.K * s.C);

@@ -292,6 +292,26 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   }
 }
 
+// C = A * B + beta * C on operands already packed by the caller (layout in gemm.h, sgemm_packed):
+// the same loop nest as gemm_blocked without the packing, serial. Depth blocks of about KC keep a B
+// micro-panel in L1 while the A panels stream from L2.
+template <class Kernel>
+void gemm_prepacked(int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp, float beta, float* C,
+                    int64_t ldc, int64_t KC) {
+  constexpr int MR = Kernel::MR, NR = Kernel::NR;
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) return scale_c(M, N, beta, C, ldc);
+  const int64_t kc_step = 3 * K <= 4 * KC ? K : ceil_div(K, ceil_div(K, KC));
+  for (int64_t pc = 0; pc < K; pc += kc_step) {
+    const int64_t kc = std::min(kc_step, K - pc);
+    const float beta_k = pc == 0 ? beta : 1.f;
+    for (int64_t j0 = 0; j0 < N; j0 += NR)
+      for (int64_t i0 = 0; i0 < M; i0 += MR)
+        run_tile<Kernel>(kc, Ap + ((i0 / MR) * K + pc) * MR, Bp + ((j0 / NR) * K + pc) * NR, C + i0 * ldc + j0, ldc,
+                         beta_k, std::min<int64_t>(MR, M - i0), std::min<int64_t>(NR, N - j0));
+  }
+}
+
 // Plain loops for problems too small to amortise packing (compiled with the caller's ISA flags, so
 // the inner j loop vectorises).
 inline void gemm_small(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,

@@ -22,6 +22,20 @@ void gemm_ref(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alp
   }
 }
 
+// The packed layout read element by element (MR = NR = 8), summed in double like gemm_ref.
+void sgemm_packed_ref(int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp, float beta, float* C,
+                      int64_t ldc) {
+  constexpr int64_t R = kPackedRefTile;
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t j = 0; j < N; ++j) {
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k)
+        sum += double(Ap[((i / R) * K + k) * R + i % R]) * double(Bp[((j / R) * K + k) * R + j % R]);
+      float& c = C[i * ldc + j];
+      c = beta == 0.f ? float(sum) : float(sum + double(beta) * double(c));
+    }
+}
+
 template void gemm_ref<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                               int64_t, float, float*, int64_t);
 template void gemm_ref<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t, const double*,
