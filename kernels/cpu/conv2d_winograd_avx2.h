@@ -31,8 +31,9 @@ struct Plan {
     Qt8 = ((Q + 1) / 2 + kLanes - 1) / kLanes * kLanes;
     rows = s.N * Pt;
     // V (16 x C x T) plus M (16 x K x T) floats near 4 MiB: they stream through L2 into L3,
-    // but at least 256 columns, or the GEMMs' packing of U (K x C per xi) is not amortised at
+    // but at least 256 columns, or the GEMMs' packing of U (K x C per xi) was not amortised at
     // VGG's deep layers (measured on conv1_2..conv5_2, batch 8: 64 columns cost conv5_2 1.3x).
+    // Since 9312fcc U is packed once per call, so shorter chunks may now pay; not re-measured.
     const int64_t cols = std::max<int64_t>((int64_t(1) << 20) / (16 * (s.C + s.K)), 256);
     chunk_rows = std::clamp<int64_t>(cols / Qt8, 1, rows);
   }
