@@ -33,7 +33,8 @@ struct Plan {
     // V (16 x C x T) plus M (16 x K x T) floats near 4 MiB: they stream through L2 into L3,
     // but at least 256 columns, or the GEMMs' packing of U (K x C per xi) was not amortised at
     // VGG's deep layers (measured on conv1_2..conv5_2, batch 8: 64 columns cost conv5_2 1.3x).
-    // Since 9312fcc U is packed once per call, so shorter chunks may now pay; not re-measured.
+    // Re-measured after 9312fcc (U packed once per call): a fixed 128 or 1024 columns per chunk
+    // was slower on conv1_2, conv2_x and conv5_x, and level on conv3_x.
     const int64_t cols = std::max<int64_t>((int64_t(1) << 20) / (16 * (s.C + s.K)), 256);
     chunk_rows = std::clamp<int64_t>(cols / Qt8, 1, rows);
   }
