@@ -164,8 +164,7 @@ void conv2d_backward_weight_direct_f23(const Conv2dShape& s, const float* x, con
 #pragma omp parallel num_threads(parallel ? omp_get_max_threads() : 1) if (parallel)
   {
     float* mine = lane_sums.thread_values();  // per-lane S[k][(c, r)][m]
-    double* bias_lanes = lane_sums.thread_bias();
-    if (!dbias) bias_lanes = nullptr;
+    double* bias_lanes = dbias ? lane_sums.thread_bias() : nullptr;
     static thread_local std::vector<const char*> line;
     line.resize(size_t(conv_detail::dy_lines_capacity(s, kKb, kRowsPerTask)));
     // Static: each thread's set of tasks, hence its partial sums and the result, depend only on the

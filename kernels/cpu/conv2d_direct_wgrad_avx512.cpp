@@ -99,14 +99,14 @@ void conv2d_backward_weight_direct(const Conv2dShape& s, const float* x, const f
   {
     float* mine = sums.thread_values();  // per-lane sums of dw
     double* bias_lanes = sums.thread_bias();
+    static thread_local std::vector<const char*> line;  // the next channel group's dy lines
+    line.resize(size_t(conv_detail::dy_lines_capacity(s, kKb, kRowsPerBlock)));
     // Static: each thread's set of tasks, hence its partial sums and the result, depend only on the
     // thread count (a dynamic schedule made training runs differ in the last bits).
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const auto [n, p0, p1, slab_rows, slab] = conv_detail::slab_task(s, x, task, kRowsPerTask, Wp);
       int64_t tap_offset[conv_detail::kDirectMaxTaps];
-      static thread_local std::vector<const char*> line;
-      line.resize(size_t(conv_detail::dy_lines_capacity(s, kKb, kRowsPerBlock)));
       conv_detail::slab_tap_offsets(s, slab_rows, Wp, tap_offset);
       // Per channel group, two output rows at a time: the group's dy (4 channels x 2 rows) and the slab
       // rows stay in L1 across its tap blocks, and each channel's dy rows are read front to back.

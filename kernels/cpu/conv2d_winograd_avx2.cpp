@@ -93,11 +93,11 @@ inline void store_clipped(float* row, int64_t q0, int64_t Q, const __m256 v[2]) 
 }
 
 // One chunk: tile rows [g0, g1) of the list (tile row ti of image n is g = n * Pt + ti).
+// U holds the 16 packed filter operands, u_stride floats apart.
 void run_chunk(const Conv2dShape& s, const Plan& pl, const SgemmPacked& gemm, const float* x, const float* U,
-               const float* bias, float* y, int64_t g0, int64_t g1) {
+               int64_t u_stride, const float* bias, float* y, int64_t g0, int64_t g1) {
   const int64_t C = s.C, K = s.K;
   const int64_t T = (pl.cols(g1 - g0) + gemm.NR - 1) / gemm.NR * gemm.NR;  // whole B panels
-  const int64_t u_stride = (K + gemm.MR - 1) / gemm.MR * gemm.MR * C;
   float* V = thread_scratch<0>(16 * C * T);  // B operands, packed by the transform itself
   float* M = thread_scratch<1>(16 * K * T);
   transform_input_chunk(s, pl, x, g0, g1, V, gemm.NR, C * T);
@@ -130,15 +130,14 @@ void conv2d_forward_winograd(const Conv2dShape& s, const float* x, const float* 
   const Plan pl(s);
   const SgemmPacked gemm = sgemm_packed();
   const int64_t u_stride = (s.K + gemm.MR - 1) / gemm.MR * gemm.MR * s.C;
-  static thread_local std::vector<float> U_buf;  // transformed filters, 16 packed K x C operands
-  U_buf.resize(size_t(16 * u_stride + 16));
-  float* U = U_buf.data() + (16 - reinterpret_cast<uintptr_t>(U_buf.data()) / sizeof(float) % 16) % 16;
+  // Transformed filters, 16 packed K x C operands: this thread's scratch, read by every chunk's thread.
+  float* U = thread_scratch<2>(16 * u_stride);
   transform_filters(s, w, gemm.MR, u_stride, U);
   const int64_t chunks = (pl.rows + pl.chunk_rows - 1) / pl.chunk_rows;
 #pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel() && chunks > 1)
   for (int64_t i = 0; i < chunks; ++i) {
     const int64_t g0 = i * pl.chunk_rows, g1 = std::min(pl.rows, g0 + pl.chunk_rows);
-    run_chunk(s, pl, gemm, x, U, bias, y, g0, g1);
+    run_chunk(s, pl, gemm, x, U, u_stride, bias, y, g0, g1);
   }
 }
 

@@ -63,11 +63,11 @@ void sgemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, flo
                                             kAvx2Blocking);
 }
 
-void sgemm_packed_avx2(int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp, float beta, float* C,
-                      int64_t ldc) {
-  gemm_detail::gemm_prepacked<Avx2Kernel6x16>(M, N, K, Ap, Bp, beta, C, ldc, kAvx2Blocking.KC);
+SgemmPacked sgemm_packed_avx2() {
+  return {Avx2Kernel6x16::MR, Avx2Kernel6x16::NR,
+          [](int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp, float beta, float* C, int64_t ldc) {
+            gemm_detail::gemm_prepacked<Avx2Kernel6x16>(M, N, K, Ap, Bp, beta, C, ldc, kAvx2Blocking.KC);
+          }};
 }
-int64_t sgemm_packed_avx2_mr() { return Avx2Kernel6x16::MR; }
-int64_t sgemm_packed_avx2_nr() { return Avx2Kernel6x16::NR; }
 
 }  // namespace ember::cpu

@@ -63,11 +63,11 @@ void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                                                kAvx512Blocking);
 }
 
-void sgemm_packed_avx512(int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp, float beta, float* C,
-                      int64_t ldc) {
-  gemm_detail::gemm_prepacked<Avx512Kernel12x32>(M, N, K, Ap, Bp, beta, C, ldc, kAvx512Blocking.KC);
+SgemmPacked sgemm_packed_avx512() {
+  return {Avx512Kernel12x32::MR, Avx512Kernel12x32::NR,
+          [](int64_t M, int64_t N, int64_t K, const float* Ap, const float* Bp, float beta, float* C, int64_t ldc) {
+            gemm_detail::gemm_prepacked<Avx512Kernel12x32>(M, N, K, Ap, Bp, beta, C, ldc, kAvx512Blocking.KC);
+          }};
 }
-int64_t sgemm_packed_avx512_mr() { return Avx512Kernel12x32::MR; }
-int64_t sgemm_packed_avx512_nr() { return Avx512Kernel12x32::NR; }
 
 }  // namespace ember::cpu

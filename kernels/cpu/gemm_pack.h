@@ -33,6 +33,11 @@ struct Blocking {
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
+// Depth per block: evened out over K, and a depth up to a third over KC stays one block, so the C
+// tile is loaded and stored once instead of twice (K = 196, the weight gradient of a 14x14 layer per
+// image: 15-20% faster than 2 x 98).
+inline int64_t depth_step(int64_t K, int64_t KC) { return 3 * K <= 4 * KC ? K : ceil_div(K, ceil_div(K, KC)); }
+
 // A grow-only, 64-byte aligned scratch buffer; one per thread, reused across calls so that the hot
 // path never allocates.
 struct ScratchBuffer {
@@ -241,9 +246,7 @@ void gemm_blocked(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   if (nthreads > 1 && M >= nthreads * blk.MC) m_blocks0 = round_up(m_blocks0, nthreads);
   const int64_t mc_step = round_up(ceil_div(M, m_blocks0), MR);
   const int64_t m_blocks = ceil_div(M, mc_step);
-  // A depth up to a third over KC stays one block: the C tile is then loaded and stored once instead
-  // of twice (K = 196, the weight gradient of a 14x14 layer per image: 15-20% faster than 2 x 98).
-  const int64_t kc_step = 3 * K <= 4 * blk.KC ? K : ceil_div(K, ceil_div(K, blk.KC));
+  const int64_t kc_step = depth_step(K, blk.KC);
   const int64_t nc_step = round_up(ceil_div(N, ceil_div(N, blk.NC)), NR);
   float* packed_b = packed_b_buffer().get(kc_step * nc_step);
 
@@ -301,7 +304,7 @@ void gemm_prepacked(int64_t M, int64_t N, int64_t K, const float* Ap, const floa
   constexpr int MR = Kernel::MR, NR = Kernel::NR;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) return scale_c(M, N, beta, C, ldc);
-  const int64_t kc_step = 3 * K <= 4 * KC ? K : ceil_div(K, ceil_div(K, KC));
+  const int64_t kc_step = depth_step(K, KC);
   for (int64_t pc = 0; pc < K; pc += kc_step) {
     const int64_t kc = std::min(kc_step, K - pc);
     const float beta_k = pc == 0 ? beta : 1.f;

@@ -9,17 +9,13 @@ void sgemm_avx512(bool, bool, int64_t, int64_t, int64_t, float, const float*, in
 void sgemm_avx2(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
                 float*, int64_t);
 
-void sgemm_packed_avx512(int64_t, int64_t, int64_t, const float*, const float*, float, float*, int64_t);
-void sgemm_packed_avx2(int64_t, int64_t, int64_t, const float*, const float*, float, float*, int64_t);
-int64_t sgemm_packed_avx512_mr();
-int64_t sgemm_packed_avx512_nr();
-int64_t sgemm_packed_avx2_mr();
-int64_t sgemm_packed_avx2_nr();
+SgemmPacked sgemm_packed_avx512();
+SgemmPacked sgemm_packed_avx2();
 
 SgemmPacked sgemm_packed() {
   const SgemmFn active = sgemm_table().get();
-  if (active == &sgemm_avx512) return {sgemm_packed_avx512_mr(), sgemm_packed_avx512_nr(), &sgemm_packed_avx512};
-  if (active == &sgemm_avx2) return {sgemm_packed_avx2_mr(), sgemm_packed_avx2_nr(), &sgemm_packed_avx2};
+  if (active == &sgemm_avx512) return sgemm_packed_avx512();
+  if (active == &sgemm_avx2) return sgemm_packed_avx2();
   return {kPackedRefTile, kPackedRefTile, &sgemm_packed_ref};
 }
 
