@@ -31,4 +31,10 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
   return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
 }
 
+// The first 64-byte aligned float of v (size v with 15 floats to spare): for kernels that need
+// aligned buffers (non-temporal stores, packed GEMM panels).
+inline float* aligned64(std::vector<float>& v) {
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) / 64 * 64);
+}
+
 }  // namespace ember::testing

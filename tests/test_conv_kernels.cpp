@@ -213,9 +213,7 @@ TEST_F(ConvVariants, DirectKernelsStreamingLargeOutputsMatchIm2col) {
   std::mt19937 rng(4);
   auto x = random_vector<float>(x_size(s), rng), w = random_vector<float>(w_size(s), rng);
   auto b = random_vector<float>(s.K, rng);
-  auto aligned = [](std::vector<float>& v) {
-    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) / 64 * 64);
-  };
+  const auto aligned = ember::testing::aligned64;
   std::vector<float> want_buf(size_t(y_size(s)) + 16, kNaN), got_buf(want_buf.size());
   kernels::set_variant("conv2d_fwd", "im2col");
   cpu::conv2d_forward<float>(s, x.data(), w.data(), b.data(), aligned(want_buf));

@@ -139,8 +139,7 @@ TEST_F(GemmVariants, PackedOperandsMatchReference) {
       const int64_t Mp = (c.M + MR - 1) / MR * MR, Np = (c.N + NR - 1) / NR * NR;
       auto A = random_vector(size_t(c.M * c.K), rng), B = random_vector(size_t(c.K * c.N), rng);
       std::vector<float> Ap(size_t(Mp * c.K + 16), 0.f), Bp(size_t(c.K * Np + 16), 0.f);
-      float* ap = Ap.data() + (16 - reinterpret_cast<uintptr_t>(Ap.data()) / 4 % 16) % 16;  // 64-byte aligned panels
-      float* bp = Bp.data() + (16 - reinterpret_cast<uintptr_t>(Bp.data()) / 4 % 16) % 16;
+      float *ap = ember::testing::aligned64(Ap), *bp = ember::testing::aligned64(Bp);  // 64-byte aligned panels
       for (int64_t i = 0; i < c.M; ++i)
         for (int64_t k = 0; k < c.K; ++k) ap[((i / MR) * c.K + k) * MR + i % MR] = A[size_t(i * c.K + k)];
       for (int64_t k = 0; k < c.K; ++k)
