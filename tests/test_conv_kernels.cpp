@@ -264,8 +264,9 @@ TEST_F(ConvVariants, DirectWeightGradientOverThreadsMatchesIm2col) {
   expect_weight_gradient_matches_im2col("direct", s, 6);
 }
 
-// The F(2,3) weight gradient likewise, over 10 tasks on two threads: rows of contiguous A and U runs
-// (stride_h 1), then one run per output row (stride_h 2), with an odd Q (a half-used last pair).
+// The F(2,3) weight gradient likewise, on two threads: per image a task of 32 output rows and one of 8
+// (rows_per_task), with E and U rows in one contiguous run (stride_h 1), then one run per output row
+// (stride_h 2); an odd Q (a half-used last pair); K = 21, so a last group of one channel.
 TEST_F(ConvVariants, DirectF23WeightGradientOverThreadsMatchesIm2col) {
   if (!has_variant("conv2d_bwd_weight", "direct_f23")) GTEST_SKIP() << "no AVX-512 on this CPU";
   Conv2dShape s;

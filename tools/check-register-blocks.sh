@@ -25,6 +25,7 @@ checks=(
   "kernels/cpu/conv2d_direct_f23_avx512.cpp run_block avx512"
   "kernels/cpu/conv2d_direct_wgrad_avx512.cpp run_block avx512"
   "kernels/cpu/conv2d_direct_f23_wgrad_avx512.cpp run_block avx512"
+  "kernels/cpu/conv2d_direct_f23_wgrad_avx512.cpp run_pair avx512"
   "kernels/cpu/conv2d_winograd_wgrad_avx2.cpp dot_block avx2"
 )
 for check in "${checks[@]}"; do
