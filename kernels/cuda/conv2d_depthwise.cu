@@ -63,15 +63,16 @@ __host__ __device__ inline float depthwise_weight_term(const Geom& g, const floa
 __global__ void depthwise_forward_kernel(Geom g, const float* __restrict__ x, const float* __restrict__ w,
                                          const float* __restrict__ bias, float* __restrict__ y) {
   const int total = g.N * g.K * g.P * g.Q;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x)
-    y[i] = depthwise_forward_at(g, x, w, bias, i);
+  // int64 step: i + stride may pass INT_MAX when total is close to 2^31 (allowed by make_geom).
+  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = depthwise_forward_at(g, x, w, bias, int(i));
 }
 
 __global__ void depthwise_backward_data_kernel(Geom g, const float* __restrict__ dy, const float* __restrict__ w,
                                                float* __restrict__ dx) {
   const int total = g.N * g.C * g.H * g.W;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x)
-    dx[i] = depthwise_backward_data_at(g, dy, w, i);
+  for (int64_t i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    dx[i] = depthwise_backward_data_at(g, dy, w, int(i));
 }
 
 __global__ void depthwise_backward_weight_kernel(Geom g, const float* __restrict__ x, const float* __restrict__ dy,

@@ -27,6 +27,7 @@ PoolGeom make_pool_geom(const Pool2dShape& s, const char* op) {
                      where + ": padding must be at most half the kernel (as in PyTorch)");
   EMBER_CUDA_REQUIRE(s.P() > 0 && s.Q() > 0, where + ": empty output");
   require_int32(s.N * s.C * s.H * s.W, where.c_str());
+  require_int32(s.N * s.C * s.P() * s.Q(), where.c_str());  // outputs can outnumber inputs (e.g. k2 s1 p1)
   return PoolGeom{int(s.N), int(s.C), int(s.H), int(s.W), int(s.P()), int(s.Q()), int(s.kernel_h),
                   int(s.kernel_w), int(s.stride_h), int(s.stride_w), int(s.pad_h), int(s.pad_w)};
 }
@@ -102,10 +103,10 @@ __host__ __device__ inline float avg_pool_backward_at(const PoolGeom& g, const f
 
 __global__ void max_pool_forward_kernel(PoolGeom g, const float* __restrict__ x, float* __restrict__ y,
                                         int64_t* __restrict__ indices) {
-  const int total = g.N * g.C * g.P * g.Q;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+  const int64_t total = int64_t(g.N) * g.C * g.P * g.Q;  // int64 loop: i + grid stride may pass INT32_MAX
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t index;
-    const float best = max_pool_forward_at(g, x, i, &index);
+    const float best = max_pool_forward_at(g, x, int(i), &index);
     if (y) y[i] = best;
     if (indices) indices[i] = index;
   }
@@ -113,21 +114,21 @@ __global__ void max_pool_forward_kernel(PoolGeom g, const float* __restrict__ x,
 
 __global__ void max_pool_backward_kernel(PoolGeom g, const float* __restrict__ dy, const int64_t* __restrict__ indices,
                                          float* __restrict__ dx) {
-  const int total = g.N * g.C * g.H * g.W;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x)
-    dx[i] = max_pool_backward_at(g, dy, indices, i);
+  const int64_t total = int64_t(g.N) * g.C * g.H * g.W;  // int64 loop: i + grid stride may pass INT32_MAX
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    dx[i] = max_pool_backward_at(g, dy, indices, int(i));
 }
 
 __global__ void avg_pool_forward_kernel(PoolGeom g, const float* __restrict__ x, float* __restrict__ y) {
-  const int total = g.N * g.C * g.P * g.Q;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x)
-    y[i] = avg_pool_forward_at(g, x, i);
+  const int64_t total = int64_t(g.N) * g.C * g.P * g.Q;  // int64 loop: i + grid stride may pass INT32_MAX
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = avg_pool_forward_at(g, x, int(i));
 }
 
 __global__ void avg_pool_backward_kernel(PoolGeom g, const float* __restrict__ dy, float* __restrict__ dx) {
-  const int total = g.N * g.C * g.H * g.W;
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x)
-    dx[i] = avg_pool_backward_at(g, dy, i);
+  const int64_t total = int64_t(g.N) * g.C * g.H * g.W;  // int64 loop: i + grid stride may pass INT32_MAX
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
+    dx[i] = avg_pool_backward_at(g, dy, int(i));
 }
 
 // One block per (n, c) plane.

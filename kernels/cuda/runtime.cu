@@ -83,10 +83,12 @@ struct CachingAllocator {
         release_cached_locked();
         err = cudaMalloc(&ptr, size);
       }
-      if (err != cudaSuccess)
+      if (err != cudaSuccess) {
+        (void)cudaGetLastError();  // else the next EMBER_CUDA_CHECK_LAUNCH() would report this failure
         throw_error("cudaMalloc(" + std::to_string(size) + " bytes) failed: " + cudaGetErrorString(err) +
                         " (in use " + std::to_string(stats.current_bytes) + " bytes)",
                     __FILE__, __LINE__);
+      }
       ++stats.malloc_count;
     }
     live[ptr] = size;

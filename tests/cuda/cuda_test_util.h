@@ -41,8 +41,8 @@ class DeviceArray {
     if constexpr (std::is_same_v<T, float>) {
       fill(reinterpret_cast<float*>(ptr_), std::numeric_limits<float>::quiet_NaN(), int64_t(n_));
     } else {
-      std::vector<T> junk(n_, T(0x7f));
-      upload(junk);
+      const std::vector<unsigned char> junk(n_ * sizeof(T), 0x7f);  // T(0x7f) would be 127, a valid index
+      memcpy_h2d(ptr_, junk.data(), junk.size());
     }
   }
 
