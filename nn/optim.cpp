@@ -38,6 +38,7 @@ void Optimizer::step() {
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& group = groups_[gi];
     state_[gi].resize(group.params.size());
+    std::vector<CudaParam> on_gpu;
     for (size_t pi = 0; pi < group.params.size(); ++pi) {
       Tensor& p = group.params[pi];
       Tensor g = p.grad();
@@ -46,12 +47,24 @@ void Optimizer::step() {
       EMBER_CHECK(g.shape() == p.shape(), kind_, ".step: ", label, " ", p.str(), " has gradient ", g.str());
       EMBER_CHECK(g.dtype() == p.dtype(), kind_, ".step: ", label, " ", p.str(), " has gradient of dtype ",
                   dtype_name(g.dtype()));
-      check_cpu(kind_.c_str(), p);
+      EMBER_CHECK(g.device() == p.device(), kind_, ".step: ", label, " ", p.str(), " has its gradient on ",
+                  device_name(g.device()));
       check_floating(kind_.c_str(), p);
       EMBER_CHECK(p.is_contiguous(), kind_, ".step: ", label, " ", p.str(), " is not contiguous");
+      if (p.device() == Device::CUDA) {
+        on_gpu.push_back({p, g.contiguous(), &state_[gi][pi], label});
+        continue;
+      }
+      check_cpu(kind_.c_str(), p);
       update(group, p, g.contiguous(), state_[gi][pi]);
     }
+    if (!on_gpu.empty()) update_cuda(group, on_gpu);
   }
+}
+
+void Optimizer::update_cuda(const ParamGroup&, std::vector<CudaParam>& params) {
+  EMBER_CHECK(false, kind_, ".step: ", params.front().label, " ", params.front().param.str(),
+              " is on cuda, and this optimizer has no CUDA update (SGD and AdamW have one)");
 }
 
 void Optimizer::zero_grad() {

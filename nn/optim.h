@@ -2,6 +2,7 @@
 // weight decay), with exactly PyTorch's update formulas (torch.optim, 1.13) so runs and checkpoints
 // can be compared with PyTorch step by step. Parameters are plain Tensors (leaves with
 // requires_grad); a parameter whose grad is undefined at step() is skipped, its state untouched.
+// Parameters may live on the CPU or (SGD, AdamW) on the GPU, each with its state on its own device.
 //
 // State: per parameter a step count and named buffers ("momentum_buffer", "exp_avg", ...), saved
 // by state_dict() as tensors keyed "<group>.<param>.<buffer>" plus JSON scalars (step counts, group
@@ -60,6 +61,14 @@ class Optimizer {
   };
   // Updates `param` in place from `grad` (same shape, dtype and device; contiguous).
   virtual void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) = 0;
+  // The CUDA parameters of one group, updated together after its CPU ones: SGD and AdamW in one
+  // fused kernel launch (kernels/cuda/optimizer.cu); the default throws (no CUDA update).
+  struct CudaParam {
+    Tensor param, grad;  // float32, contiguous, on the GPU
+    ParamState* state;
+    std::string label;   // for error messages: "group 0 param 3 ('conv1.weight')"
+  };
+  virtual void update_cuda(const ParamGroup& group, std::vector<CudaParam>& params);
   virtual nlohmann::json hyperparameters() const = 0;  // recorded in state_dict for reference
 
  private:
@@ -80,9 +89,12 @@ class SGD : public Optimizer {
 
  protected:
   void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) override;
+  void update_cuda(const ParamGroup& group, std::vector<CudaParam>& params) override;
   nlohmann::json hyperparameters() const override;
 
  private:
+  // The parameter's momentum buffer (created, uninitialised, at its first step: `first` is then true).
+  Tensor momentum_buffer(const Tensor& param, ParamState& state, bool& first) const;
   SGDOptions opt_;
 };
 
@@ -102,6 +114,8 @@ class Adam : public Optimizer {
  protected:
   Adam(std::string kind, std::vector<ParamGroup> groups, AdamOptions options, bool decoupled);
   void update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) override;
+  // AdamW without amsgrad only (the fused kernel's rule); Adam (L2) or amsgrad on the GPU throw.
+  void update_cuda(const ParamGroup& group, std::vector<CudaParam>& params) override;
   nlohmann::json hyperparameters() const override;
 
  private:

@@ -7,7 +7,9 @@
 //   denom = sqrt(v) / sqrt(1 - beta2^t) + eps
 //   w = w - (lr / (1 - beta1^t)) * m / denom
 #include <cmath>
+#include <map>
 
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 #include "nn/optim.h"
 
@@ -29,14 +31,19 @@ nlohmann::json Adam::hyperparameters() const {
           {"decoupled_weight_decay", decoupled_weight_decay_}};
 }
 
+namespace {
+// The parameter's state buffer `name`, zeros on its device at the first step.
+Tensor state_buffer(const Tensor& param, std::map<std::string, Tensor>& buffers, const char* name) {
+  auto it = buffers.find(name);
+  if (it != buffers.end()) return it->second;
+  return buffers[name] = Tensor::zeros(param.shape(), param.dtype(), param.device());
+}
+}  // namespace
+
 void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
-  auto buffer = [&](const char* name) {
-    auto it = state.buffers.find(name);
-    if (it != state.buffers.end()) return it->second;
-    return state.buffers[name] = Tensor::zeros(param.shape(), param.dtype());
-  };
-  Tensor exp_avg = buffer("exp_avg"), exp_avg_sq = buffer("exp_avg_sq");
-  Tensor max_sq = opt_.amsgrad ? buffer("max_exp_avg_sq") : Tensor();
+  Tensor exp_avg = state_buffer(param, state.buffers, "exp_avg");
+  Tensor exp_avg_sq = state_buffer(param, state.buffers, "exp_avg_sq");
+  Tensor max_sq = opt_.amsgrad ? state_buffer(param, state.buffers, "max_exp_avg_sq") : Tensor();
   state.step += 1;
   const double t = double(state.step);
   const double bias_correction1 = 1.0 - std::pow(opt_.beta1, t);
@@ -67,6 +74,27 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Pa
       w[i] = w[i] + neg_step * (m[i] / denom);
     }
   });
+}
+
+// All of the group's CUDA parameters that share a step count (normally all) in one launch.
+void Adam::update_cuda(const ParamGroup& group, std::vector<CudaParam>& params) {
+  EMBER_CHECK(decoupled_weight_decay_ && !opt_.amsgrad, kind(), ".step: ", params.front().label, " ",
+              params.front().param.str(), " is on cuda; the fused CUDA step implements AdamW without amsgrad only");
+  struct Lists {
+    std::vector<Tensor> params, grads, exp_avg, exp_avg_sq;
+  };
+  std::map<int64_t, Lists> by_step;
+  for (CudaParam& c : params) {
+    c.state->step += 1;
+    Lists& l = by_step[c.state->step];
+    l.params.push_back(c.param);
+    l.grads.push_back(c.grad);
+    l.exp_avg.push_back(state_buffer(c.param, c.state->buffers, "exp_avg"));
+    l.exp_avg_sq.push_back(state_buffer(c.param, c.state->buffers, "exp_avg_sq"));
+  }
+  for (const auto& [step, l] : by_step)
+    cuda_ops::adamw_step(l.params, l.grads, l.exp_avg, l.exp_avg_sq,
+                         {group.lr, opt_.beta1, opt_.beta2, opt_.eps, group.weight_decay, step});
 }
 
 }  // namespace ember

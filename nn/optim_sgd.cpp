@@ -23,22 +23,18 @@ nlohmann::json SGD::hyperparameters() const {
   return {{"momentum", opt_.momentum}, {"dampening", opt_.dampening}, {"nesterov", opt_.nesterov}};
 }
 
+Tensor SGD::momentum_buffer(const Tensor& param, ParamState& state, bool& first) const {
+  auto it = state.buffers.find("momentum_buffer");
+  first = it == state.buffers.end();
+  if (!first) return it->second;
+  return state.buffers["momentum_buffer"] = Tensor::empty(param.shape(), param.dtype(), param.device());
+}
+
 void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, ParamState& state) {
   state.step += 1;
   const bool use_momentum = opt_.momentum != 0.0;
-  Tensor buf;
   bool first = false;
-  if (use_momentum) {
-    auto it = state.buffers.find("momentum_buffer");
-    first = it == state.buffers.end();
-    if (first) buf = state.buffers["momentum_buffer"] = Tensor::empty(param.shape(), param.dtype(), param.device());
-    else buf = it->second;
-  }
-  if (param.device() == Device::CUDA) {  // the same update as one fused kernel (engine/ops/cuda_ops.h)
-    cuda_ops::sgd_step(param, grad, buf, first, group.lr, opt_.momentum, opt_.dampening, group.weight_decay,
-                       opt_.nesterov);
-    return;
-  }
+  Tensor buf = use_momentum ? momentum_buffer(param, state, first) : Tensor();
   dispatch_float(param.dtype(), "sgd", [&]<class T>() {
     T* w = param.data<T>();
     const T* g = grad.data<T>();
@@ -56,6 +52,26 @@ void SGD::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Par
       w[i] = w[i] + (-lr) * d;
     }
   });
+}
+
+// All of the group's CUDA parameters in one launch; parameters at their first momentum step (their
+// buffer starts as the gradient) in a second one.
+void SGD::update_cuda(const ParamGroup& group, std::vector<CudaParam>& params) {
+  struct Lists {
+    std::vector<Tensor> params, grads, buffers;
+  } later, first_step;
+  for (CudaParam& c : params) {
+    c.state->step += 1;
+    bool first = false;
+    const Tensor buf = opt_.momentum != 0.0 ? momentum_buffer(c.param, *c.state, first) : Tensor();
+    Lists& l = first ? first_step : later;
+    l.params.push_back(c.param);
+    l.grads.push_back(c.grad);
+    if (buf.defined()) l.buffers.push_back(buf);
+  }
+  const cuda_ops::SgdHyper h{group.lr, opt_.momentum, opt_.dampening, group.weight_decay, opt_.nesterov};
+  if (!later.params.empty()) cuda_ops::sgd_step(later.params, later.grads, later.buffers, false, h);
+  if (!first_step.params.empty()) cuda_ops::sgd_step(first_step.params, first_step.grads, first_step.buffers, true, h);
 }
 
 }  // namespace ember

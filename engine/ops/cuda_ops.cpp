@@ -104,11 +104,18 @@ Tensor relu(const Tensor& x_in) {
   });
 }
 
-Tensor max_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
-  cuda::Pool2dShape s;  // the same geometry in the CUDA API's struct
+namespace {
+cuda::Pool2dShape cuda_pool_shape(const cpu::Pool2dShape& cs) {  // the same geometry in the CUDA API's struct
+  cuda::Pool2dShape s;
   s.N = cs.N, s.C = cs.C, s.H = cs.H, s.W = cs.W;
   s.kernel_h = cs.kernel_h, s.kernel_w = cs.kernel_w, s.stride_h = cs.stride_h, s.stride_w = cs.stride_w;
   s.pad_h = cs.pad_h, s.pad_w = cs.pad_w;
+  return s;
+}
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
+  const cuda::Pool2dShape s = cuda_pool_shape(cs);
   Tensor x = x_in.detach();
   Tensor y = empty_like_cuda({s.N, s.C, s.P(), s.Q()});
   Tensor idx = empty_like_cuda({s.N, s.C, s.P(), s.Q()}, DType::Int64);
@@ -118,6 +125,20 @@ Tensor max_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
     Tensor gx = empty_like_cuda(x.shape());
     cuda::max_pool2d_backward(s, cf(x, "max_pool2d_backward"), cf(y, "max_pool2d_backward"), cf(g, "max_pool2d_backward"),
                               static_cast<const int64_t*>(idx.raw_data()), mf(gx, "max_pool2d_backward"));
+    return std::vector<Tensor>{gx};
+  });
+}
+
+// The kernels divide by the whole window (count_include_pad), as PyTorch's default does.
+Tensor avg_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
+  EMBER_CHECK(cs.count_include_pad || (cs.pad_h == 0 && cs.pad_w == 0), "avg_pool2d on cuda: input ", x_in.str(),
+              ": count_include_pad = false with padding is not implemented on the GPU");
+  const cuda::Pool2dShape s = cuda_pool_shape(cs);
+  Tensor y = empty_like_cuda({s.N, s.C, s.P(), s.Q()});
+  cuda::avg_pool2d_forward(s, cf(x_in, "avg_pool2d"), mf(y, "avg_pool2d"));
+  return record("avg_pool2d", y, {x_in}, [s](const Tensor& g) {
+    Tensor gx = empty_like_cuda({s.N, s.C, s.H, s.W});
+    cuda::avg_pool2d_backward(s, cf(g, "avg_pool2d_backward"), mf(gx, "avg_pool2d_backward"));
     return std::vector<Tensor>{gx};
   });
 }
@@ -142,7 +163,7 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   Tensor x = x_in.detach(), w = w_in.detach(), b = b_in.defined() ? b_in.detach() : Tensor();
   const int64_t N = x.shape()[0], I = x.shape()[1], O = w.shape()[0];
   Tensor y = empty_like_cuda({N, O});
-  const auto prec = cuda::Precision::FP32;
+  const auto prec = cuda::active_gemm_precision();
   cuda::sgemm_lt_bias(prec, false, true, N, O, I, cf(x, "linear"), I, cf(w, "linear"), I,
                       b.defined() ? cf(b, "linear") : nullptr, mf(y, "linear"), O);
   return record("linear", y, {x_in, w_in, b_in}, [x, w, N, I, O, prec, has_b = b.defined()](const Tensor& g) {
@@ -246,16 +267,50 @@ void add_(Tensor& dst, const Tensor& src, double alpha) {
   cuda::axpby(dst.numel(), float(alpha), cf(src, "add_"), 1.f, mf(dst, "add_"));
 }
 
-void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step, double lr, double momentum,
-              double dampening, double weight_decay, bool nesterov) {
+namespace {
+// Device pointers and sizes of parallel tensor lists, as the fused kernels take them.
+struct PointerLists {
+  std::vector<float*> params, state0, state1;
+  std::vector<const float*> grads;
+  std::vector<int64_t> sizes;
+};
+PointerLists pointer_lists(const char* op, const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                           const std::vector<Tensor>& state0, const std::vector<Tensor>& state1) {
+  PointerLists l;
+  for (size_t i = 0; i < params.size(); ++i) {
+    for (const auto* list : {&params, &grads, &state0, &state1})
+      EMBER_CHECK(i >= list->size() || on_cuda((*list)[i]), op, " on cuda: parameter ", i, " ", params[i].str(),
+                  " has a gradient or state tensor on the cpu: ", (*list)[i].str());
+    EMBER_CHECK(grads[i].numel() == params[i].numel(), op, " on cuda: parameter ", i, " ", params[i].str(),
+                " has gradient ", grads[i].str());
+    l.params.push_back(mf(params[i], op));
+    l.grads.push_back(cf(grads[i], op));
+    l.state0.push_back(i < state0.size() ? mf(state0[i], op) : nullptr);
+    l.state1.push_back(i < state1.size() ? mf(state1[i], op) : nullptr);
+    l.sizes.push_back(params[i].numel());
+  }
+  return l;
+}
+}  // namespace
+
+void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+              const std::vector<Tensor>& momentum_buffers, bool first_step, const SgdHyper& h) {
   cuda::SgdArgs a;
-  a.lr = float(lr), a.momentum = float(momentum), a.dampening = float(dampening), a.weight_decay = float(weight_decay);
-  a.nesterov = nesterov, a.first_step = first_step;
-  float* p = mf(param, "sgd");
-  const float* g = cf(grad, "sgd");
-  float* buf = momentum != 0.0 ? mf(momentum_buffer, "sgd") : nullptr;
-  const int64_t n = param.numel();
-  cuda::sgd_step(a, 1, &p, &g, &buf, &n);
+  a.lr = float(h.lr), a.momentum = float(h.momentum), a.dampening = float(h.dampening);
+  a.weight_decay = float(h.weight_decay), a.nesterov = h.nesterov, a.first_step = first_step;
+  const PointerLists l = pointer_lists("sgd", params, grads, h.momentum != 0.0 ? momentum_buffers : std::vector<Tensor>{}, {});
+  cuda::sgd_step(a, int(l.params.size()), l.params.data(), l.grads.data(), h.momentum != 0.0 ? l.state0.data() : nullptr,
+                 l.sizes.data());
+}
+
+void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avg,
+                const std::vector<Tensor>& exp_avg_sq, const AdamWHyper& h) {
+  cuda::AdamWArgs a;
+  a.lr = float(h.lr), a.beta1 = float(h.beta1), a.beta2 = float(h.beta2), a.eps = float(h.eps);
+  a.weight_decay = float(h.weight_decay), a.step = h.step;
+  const PointerLists l = pointer_lists("adamw", params, grads, exp_avg, exp_avg_sq);
+  cuda::adamw_step(a, int(l.params.size()), l.params.data(), l.grads.data(), l.state0.data(), l.state1.data(),
+                   l.sizes.data());
 }
 
 }  // namespace ember::cuda_ops
@@ -271,6 +326,7 @@ namespace {
 Tensor conv2d(const Tensor&, const Tensor&, const Tensor&, const cpu::Conv2dShape&) { unreachable("conv2d"); }
 Tensor relu(const Tensor&) { unreachable("relu"); }
 Tensor max_pool2d(const Tensor&, const cpu::Pool2dShape&) { unreachable("max_pool2d"); }
+Tensor avg_pool2d(const Tensor&, const cpu::Pool2dShape&) { unreachable("avg_pool2d"); }
 Tensor adaptive_avg_pool2d(const Tensor&, int64_t, int64_t) { unreachable("adaptive_avg_pool2d"); }
 Tensor linear(const Tensor&, const Tensor&, const Tensor&) { unreachable("linear"); }
 Tensor dropout(const Tensor&, double, Generator&) { unreachable("dropout"); }
@@ -279,7 +335,13 @@ Tensor batch_norm(const Tensor&, const Tensor&, const Tensor&, Tensor, Tensor, b
   unreachable("batch_norm");
 }
 void add_(Tensor&, const Tensor&, double) { unreachable("add_"); }
-void sgd_step(Tensor&, const Tensor&, Tensor&, bool, double, double, double, double, bool) { unreachable("sgd"); }
+void sgd_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&, bool, const SgdHyper&) {
+  unreachable("sgd");
+}
+void adamw_step(const std::vector<Tensor>&, const std::vector<Tensor>&, const std::vector<Tensor>&,
+                const std::vector<Tensor>&, const AdamWHyper&) {
+  unreachable("adamw");
+}
 }  // namespace ember::cuda_ops
 
 #endif

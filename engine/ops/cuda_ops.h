@@ -1,4 +1,4 @@
-// The CUDA side of the differentiable ops: what conv2d, relu, max_pool2d, linear, dropout,
+// The CUDA side of the differentiable ops: what conv2d, relu, max_pool2d, avg_pool2d, linear, dropout,
 // cross_entropy, batch_norm, add_ and the SGD step do when their tensors live on the GPU. Each op
 // file checks `on_cuda(x)` first and hands the call here; forward and backward sit side by side in
 // engine/ops/cuda_ops.cpp, on the kernels of kernels/cuda/cuda_api.h (ember's own conv, pooling and
@@ -9,6 +9,7 @@
 // validates it is tests/cuda/test_cuda_training.cpp, which skips without a device.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/ops.h"
 #include "engine/rng.h"
@@ -22,6 +23,7 @@ inline bool on_cuda(const Tensor& t) { return t.defined() && t.device() == Devic
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv2dShape& s);
 Tensor relu(const Tensor& x);
 Tensor max_pool2d(const Tensor& x, const cpu::Pool2dShape& s);
+Tensor avg_pool2d(const Tensor& x, const cpu::Pool2dShape& s);
 // Two cases only: output size == input size (VGG's 7x7 pool at 224 px: the input itself) and 1x1.
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
@@ -30,8 +32,21 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean, Tensor running_var,
                   bool training, double momentum, double eps, bool fuse_relu);
 void add_(Tensor& dst, const Tensor& src, double alpha);  // dst += alpha * src, same shape
-// One SGD step of PyTorch's torch.optim.SGD on a CUDA parameter (momentum buffer on the GPU too).
-void sgd_step(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step, double lr, double momentum,
-              double dampening, double weight_decay, bool nesterov);
+// Fused optimizer steps: ONE kernel launch updates every listed CUDA parameter (the lists are
+// parallel: params[i] with grads[i] and its state buffers, all float32, contiguous, on the GPU).
+// SGD as torch.optim.SGD (momentum buffers unused when momentum is 0; first_step: each buffer starts
+// as its first gradient); AdamW as torch.optim.AdamW, `step` the 1-based step count after this update.
+struct SgdHyper {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov;
+};
+void sgd_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+              const std::vector<Tensor>& momentum_buffers, bool first_step, const SgdHyper& h);
+struct AdamWHyper {
+  double lr, beta1, beta2, eps, weight_decay;
+  int64_t step;
+};
+void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avg,
+                const std::vector<Tensor>& exp_avg_sq, const AdamWHyper& h);
 
 }  // namespace ember::cuda_ops

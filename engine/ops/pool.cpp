@@ -8,8 +8,8 @@
 namespace ember {
 namespace {
 
-// Device-neutral checks; each op checks the device itself where its CPU path starts (max_pool2d and
-// adaptive_avg_pool2d first hand CUDA tensors to engine/ops/cuda_ops.h).
+// Device-neutral checks; each op checks the device itself where its CPU path starts (max_pool2d,
+// avg_pool2d and adaptive_avg_pool2d first hand CUDA tensors to engine/ops/cuda_ops.h).
 void check_pool_input(const char* op, const Tensor& x) {
   check_defined(op, x, "input");
   check_floating(op, x);
@@ -67,6 +67,7 @@ Tensor max_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
 
 Tensor avg_pool2d(const Tensor& x_in, const Pool2dOptions& opt) {
   const cpu::Pool2dShape s = pool_shape("avg_pool2d", x_in, opt);
+  if (cuda_ops::on_cuda(x_in)) return cuda_ops::avg_pool2d(x_in, s);
   check_cpu("avg_pool2d", x_in);
   Tensor x = x_in.detach().contiguous();
   Tensor y = Tensor::empty({s.N, s.C, s.P(), s.Q()}, x.dtype());
@@ -106,8 +107,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
 
 Tensor global_avg_pool2d(const Tensor& x) {
   check_pool_input("global_avg_pool2d", x);
-  check_cpu("global_avg_pool2d", x);
-  // One bin covering the plane; the [N, C, 1, 1] -> [N, C] view is differentiable.
+  // One bin covering the plane (on either device); the [N, C, 1, 1] -> [N, C] view is differentiable.
   return adaptive_avg_pool2d(x, 1, 1).view({x.shape()[0], x.shape()[1]});
 }
 

@@ -64,6 +64,8 @@ void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* d
 ConvAlgo active_conv_algo();
 Precision active_conv_precision();
 void set_conv_precision(const std::string& name);  // "" restores the environment's choice
+// Precision of the dense layers' GEMMs (cuBLAS/cuBLASLt): EMBER_GEMM_PRECISION=fp32|tf32|bf16, default fp32.
+Precision active_gemm_precision();
 bool cudnn_available();                             // compiled with cuDNN and a device is present
 // Registers the variant tables "conv", "pool", "bn" with kernels/registry.h (they otherwise register
 // on first use) so kernels::set_variant / variants() see them; returns their op names.

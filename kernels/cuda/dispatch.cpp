@@ -2,7 +2,8 @@
 // registry as the CPU kernels (kernels/registry.h): ops "conv", "pool" and "bn", selected with
 // EMBER_CONV=ember_tc|ember_simt|cudnn, EMBER_POOL=ember|cudnn, EMBER_BN=ember|cudnn, or
 // kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
-// Conv math precision comes from EMBER_CONV_PRECISION=fp32|tf32|bf16 (default fp32).
+// Conv math precision comes from EMBER_CONV_PRECISION=fp32|tf32|bf16 (default fp32), that of the dense
+// layers' cuBLAS GEMMs from EMBER_GEMM_PRECISION (same values and default).
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
@@ -78,6 +79,10 @@ Precision active_conv_precision() {
   }
   const char* env = std::getenv("EMBER_CONV_PRECISION");
   return env && *env ? parse_precision(env, "EMBER_CONV_PRECISION") : Precision::FP32;
+}
+Precision active_gemm_precision() {
+  const char* env = std::getenv("EMBER_GEMM_PRECISION");
+  return env && *env ? parse_precision(env, "EMBER_GEMM_PRECISION") : Precision::FP32;
 }
 void set_conv_precision(const std::string& name) {
   if (!name.empty()) parse_precision(name, "set_conv_precision");  // validate now, not at the next conv
