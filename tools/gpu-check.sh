@@ -116,7 +116,7 @@ if [[ ${RESULT[build]%%|*} == PASS ]]; then
     # A GPU that nvidia-smi sees but ember cannot use is a failure, not a skip.
     if [[ -s "$LOG_DIR/gpu.txt" ]] && grep -q 'no CUDA device' "$log"; then
       failed=1
-      ran+="(GPU present but cuda_available() is false) "
+      ran+="(GPU present but cuda_available() is false: $(grep -o 'cudaGetDeviceCount[^)]*' "$log" | head -n 1)) "
     fi
   done
   [[ ${#TEST_BINS[@]} -eq 0 ]] && failed=1 ran="no test_cuda_* binaries in $BUILD_DIR"

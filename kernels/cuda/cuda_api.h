@@ -19,6 +19,8 @@ using cpu::Conv2dShape;
 // ---- device, memory, copies (runtime.cu) ----
 int device_count();  // 0 when there is no driver or no device; never throws
 bool cuda_available();
+// Why there is no device ("" when there is one): e.g. a driver too old for this CUDA runtime.
+std::string cuda_unavailable_reason();
 std::string device_name();  // "" without a device
 void synchronize();         // waits for ember's stream
 

@@ -16,19 +16,32 @@ void throw_error(const std::string& what, const char* file, int line) {
   throw std::runtime_error("ember CUDA: " + what + " (" + file + ":" + std::to_string(line) + ")");
 }
 
-int device_count() {
-  // Without a driver cudaGetDeviceCount fails (cudaErrorInsufficientDriver / NoDevice): that
-  // means "no CUDA" for us, not an error. The result is cached: the answer cannot change.
-  static const int count = [] {
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
-      (void)cudaGetLastError();  // clear the sticky-free error so later calls start clean
-      return 0;
+namespace {
+struct DeviceProbe {
+  int count = 0;
+  std::string reason;  // why count is 0: cudaGetDeviceCount's error, or "no device"
+};
+// Without a driver cudaGetDeviceCount fails (cudaErrorInsufficientDriver / NoDevice): that means
+// "no CUDA" for us, not an error. Probed once: the answer cannot change.
+const DeviceProbe& probe() {
+  static const DeviceProbe p = [] {
+    DeviceProbe r;
+    const cudaError_t err = cudaGetDeviceCount(&r.count);
+    if (err != cudaSuccess) {
+      (void)cudaGetLastError();  // clear the error so later calls start clean
+      r.count = 0;
+      r.reason = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(err) + ": " + cudaGetErrorString(err);
+    } else if (r.count == 0) {
+      r.reason = "cudaGetDeviceCount found no device";
     }
-    return n;
+    return r;
   }();
-  return count;
+  return p;
 }
+}  // namespace
+
+int device_count() { return probe().count; }
+std::string cuda_unavailable_reason() { return probe().reason; }
 bool cuda_available() { return device_count() > 0; }
 
 std::string device_name() {

@@ -11,10 +11,11 @@
 
 #include "kernels/cuda/cuda_api.h"
 
-#define EMBER_REQUIRE_CUDA()                                                                          \
-  do {                                                                                                \
-    if (!ember::cuda::cuda_available())                                                               \
-      GTEST_SKIP() << "no CUDA device: ember::cuda::cuda_available() is false (no driver or no GPU)"; \
+#define EMBER_REQUIRE_CUDA()                                                     \
+  do {                                                                           \
+    if (!ember::cuda::cuda_available())                                          \
+      GTEST_SKIP() << "no CUDA device: ember::cuda::cuda_available() is false (" \
+                   << ember::cuda::cuda_unavailable_reason() << ")";             \
   } while (0)
 
 namespace ember::cuda::testing {
