@@ -1,12 +1,17 @@
 // cuDNN baselines for conv, pooling and batch norm (variant "cudnn" of the ops "conv", "pool",
 // "bn"). Used as the reference in tests and the speed baseline in benchmarks. Algorithms come
-// from cuDNN's heuristics (the _v7 queries: what PyTorch uses with benchmark=False), cached per
-// shape. BF16 converts the float tensors to bf16 copies first, since cuDNN computes in the
+// from cuDNN's heuristics (the _v7 queries: what PyTorch uses with benchmark=False): the first one
+// they report usable, cached per shape, pass and precision. BF16 converts the float tensors to bf16 copies first, since cuDNN computes in the
 // storage type; FP32 forbids tensor cores (CUDNN_FMA_MATH), TF32 allows them (DEFAULT_MATH).
 #include "kernels/cuda/variants.h"
 
 #if EMBER_HAVE_CUDNN
 #include <cudnn.h>
+
+#include <array>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "kernels/cuda/conv2d_gemm.cuh"
 #include "kernels/cuda/cudnn_util.h"
@@ -31,6 +36,28 @@ struct ConvDescs {
   }
 };
 
+// The heuristics' pick for a shape, pass and precision, queried once: `query(perf, &found)` fills
+// cuDNN's ranked list, which may include algorithms it reports as not usable (status != SUCCESS).
+template <class Perf, class Query>
+auto cached_algo(const Conv2dShape& s, Precision prec, int pass, const char* what, Query query) {
+  using Algo = decltype(Perf{}.algo);
+  using Key = std::array<int64_t, 16>;
+  static std::mutex mutex;
+  static std::map<Key, Algo> cache;
+  const Key key{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h, s.dil_w,
+                s.groups, int64_t(prec), pass};
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  static_assert(CUDNN_CONVOLUTION_FWD_ALGO_COUNT <= 16 && CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT <= 16 &&
+                CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT <= 16);
+  Perf perf[16];
+  int found = 0;
+  query(perf, &found);
+  for (int i = 0; i < found; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS) return cache[key] = perf[i].algo;
+  throw_error(std::string("cudnn ") + what + ": no usable algorithm among " + std::to_string(found), __FILE__, __LINE__);
+}
+
 // float <-> bf16 staging for Precision::BF16 (inputs converted in, the output converted back).
 struct Bf16Copy {
   DeviceScratch<uint16_t> buffer;
@@ -47,12 +74,10 @@ struct Bf16Copy {
 void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const conv::Geom g = conv::make_geom(s, "forward (cudnn)");
   ConvDescs d(s, prec);
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  int found = 0;
-  EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
-                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
-  EMBER_CUDA_REQUIRE(found > 0, "cudnn conv forward: no algorithm");
-  const auto algo = perf[0].algo;
+  const auto algo = cached_algo<cudnnConvolutionFwdAlgoPerf_t>(s, prec, 0, "conv forward", [&](auto* perf, int* found) {
+    EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, found, perf));
+  });
   size_t ws_bytes = 0;
   EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle(), d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
                                                             algo, &ws_bytes));
@@ -80,13 +105,12 @@ void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const 
 void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   conv::make_geom(s, "backward data (cudnn)");
   ConvDescs d(s, prec);
-  cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  int found = 0;
-  EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), d.w.get(), d.y.get(), d.conv.get(),
-                                                                d.x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                                                &found, perf));
-  EMBER_CUDA_REQUIRE(found > 0, "cudnn conv backward data: no algorithm");
-  const auto algo = perf[0].algo;
+  const auto algo =
+      cached_algo<cudnnConvolutionBwdDataAlgoPerf_t>(s, prec, 1, "conv backward data", [&](auto* perf, int* found) {
+        EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), d.w.get(), d.y.get(), d.conv.get(),
+                                                                      d.x.get(), CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                                                      found, perf));
+      });
   size_t ws_bytes = 0;
   EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), d.w.get(), d.y.get(), d.conv.get(),
                                                                  d.x.get(), algo, &ws_bytes));
@@ -109,13 +133,12 @@ void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x
                             float* dbias) {
   const conv::Geom g = conv::make_geom(s, "backward weight (cudnn)");
   ConvDescs d(s, prec);
-  cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-  int found = 0;
-  EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), d.x.get(), d.y.get(), d.conv.get(),
-                                                                  d.w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
-                                                                  &found, perf));
-  EMBER_CUDA_REQUIRE(found > 0, "cudnn conv backward weight: no algorithm");
-  const auto algo = perf[0].algo;
+  const auto algo =
+      cached_algo<cudnnConvolutionBwdFilterAlgoPerf_t>(s, prec, 2, "conv backward weight", [&](auto* perf, int* found) {
+        EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            handle(), d.x.get(), d.y.get(), d.conv.get(), d.w.get(), CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, found,
+            perf));
+      });
   size_t ws_bytes = 0;
   EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), d.x.get(), d.y.get(), d.conv.get(),
                                                                    d.w.get(), algo, &ws_bytes));
