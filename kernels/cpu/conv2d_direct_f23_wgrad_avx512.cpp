@@ -25,8 +25,10 @@
 // Speed (conv1_1, batch 8, 2 threads, Zen 4): with dy in cache (batch 1) this runs 25-35% faster than
 // the direct kernel, at 80-90% of the FMA peak. At batch 8 dy (103 MB) streams from DRAM, which
 // alone takes ~4 ms at the 26 GB/s two threads reach; the prefetches go to L2 (_MM_HINT_T2: with T0
-// the gain over direct was 5-10% instead of 20-25%). Splitting E and 32-row tasks together took it
-// from 8.0-8.4 to 7.3-7.6 ms (each alone: within noise; the smaller E is what lets tasks grow).
+// the gain over direct was 5-10% instead of 20-25%). Splitting E and 32-row tasks did not move it
+// (7.1-7.4 ms at best before and after, 64-byte aligned buffers) but took the smaller conv1_1-like
+// layers 20-25% faster: 112 px batch 8 2.7-3.0 -> 2.2-2.4 ms, 64 px batch 64 3.7-3.9 -> 2.9-3.2 ms.
+// (With misaligned buffers the old kernel lost more, and batch 8 read 8.0-8.4 -> 7.3-7.6 ms.)
 //
 // Rounding: the transforms add before multiplying and the end halves, so results differ from the
 // direct sum by a few ulps; the checker holds it to the same 1e-5 relative bound.
@@ -214,8 +216,8 @@ void transform_grad(const Conv2dShape& s, const float* dy, int64_t n, int64_t k0
 }
 
 // Output rows per task. Long tasks stream dy in long runs (a channel's rows of a task are contiguous)
-// and transform fewer halo rows: 32 rows ran conv1_1 (batch 8) 8-10% faster than 8 (16: 2%; 56 and
-// 112: slower, E and U then crowd L2). Capped so that E and U fit kTaskBytes, and shortened (in
+// and transform fewer halo rows: 32 rows ran conv1_1 (batch 8, misaligned buffers) 8-10% faster than
+// 8 (16: 2%; 56 and 112: slower, E and U then crowd L2). Capped so that E and U fit kTaskBytes, and shortened (in
 // steps of 4) while the tasks would not spread evenly over the threads: at batch 1, 7 tasks of 32
 // rows leave one of 2 threads idle an eighth of the time; 8 of 28 do not.
 int64_t rows_per_task(const Conv2dShape& s, int64_t Tpad, int threads) {
