@@ -18,6 +18,8 @@ namespace {
 // Device pointer of a float32 CUDA tensor, contiguous (the kernels index densely).
 const float* cf(const Tensor& t, const char* op) {
   EMBER_CHECK(t.dtype() == DType::Float32, op, " on cuda: only float32 is supported, got ", t.str());
+  // A host pointer handed to a kernel is an illegal address (e.g. backward(grad) with a CPU grad).
+  EMBER_CHECK(t.device() == Device::CUDA, op, " on cuda: tensor ", t.str(), " must be on cuda");
   EMBER_CHECK(t.is_contiguous(), op, " on cuda: tensor ", t.str(), " must be contiguous");
   return static_cast<const float*>(t.raw_data());
 }
@@ -209,6 +211,9 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossE
   Tensor z = logits_in.detach(), t = target.detach();
   Tensor cw = opt.class_weight.defined() ? opt.class_weight.detach() : Tensor();
   const int64_t N = z.shape()[0], C = z.shape()[1];
+  // The op checks the weights' shape only on its CPU path; the kernels index them by target.
+  EMBER_CHECK(!cw.defined() || (cw.dim() == 1 && cw.shape()[0] == C), "cross_entropy on cuda: class_weight ",
+              cw.defined() ? cw.str() : "", " must be [C] = [", C, "] for logits ", logits_in.str());
   Tensor loss = empty_like_cuda({}), lse = empty_like_cuda({N}), total = empty_like_cuda({});
   const auto* tp = static_cast<const int64_t*>(t.raw_data());
   cuda::softmax_xent_forward(N, C, cf(z, "cross_entropy"), tp, cw.defined() ? cf(cw, "cross_entropy") : nullptr,
