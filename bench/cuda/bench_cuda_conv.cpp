@@ -140,13 +140,17 @@ void bench_pool(benchmark::State& state, bool max_pool, bool backward, int64_t C
   {
     Buffer x(nx * 4, 0.5f), y(ny * 4, 0.f), dy(ny * 4, 1.f), dx(nx * 4, 0.f), idx(ny * 8, 0.f);
     auto* indices = static_cast<int64_t*>(idx.ptr);
-    if (max_pool) max_pool2d_forward(s, x.f(), y.f(), indices);
-    time_gpu(state, [&] {
-      if (max_pool && !backward) max_pool2d_forward(s, x.f(), y.f(), indices);
-      if (max_pool && backward) max_pool2d_backward(s, x.f(), y.f(), dy.f(), indices, dx.f());
-      if (!max_pool && !backward) avg_pool2d_forward(s, x.f(), y.f());
-      if (!max_pool && backward) avg_pool2d_backward(s, dy.f(), dx.f());
-    });
+    try {  // like bench_conv: an error skips this benchmark instead of aborting the run (and its JSON)
+      if (max_pool) max_pool2d_forward(s, x.f(), y.f(), indices);
+      time_gpu(state, [&] {
+        if (max_pool && !backward) max_pool2d_forward(s, x.f(), y.f(), indices);
+        if (max_pool && backward) max_pool2d_backward(s, x.f(), y.f(), dy.f(), indices, dx.f());
+        if (!max_pool && !backward) avg_pool2d_forward(s, x.f(), y.f());
+        if (!max_pool && backward) avg_pool2d_backward(s, dy.f(), dx.f());
+      });
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+    }
     // Compulsory traffic: forward reads x, writes y (+ int64 indices); backward reads dy (+ indices),
     // writes dx. Both are 4 (nx + ny) bytes plus the indices.
     bytes = 4.0 * double(nx + ny) + (max_pool ? 8.0 * double(ny) : 0.0);
@@ -165,13 +169,17 @@ void bench_bn_relu(benchmark::State& state, bool backward, int64_t C, int64_t HW
     Buffer x(n * 4, 0.5f), y(n * 4, 0.f), dy(n * 4, 1.f), dx(n * 4, 0.f), gamma(size_t(C) * 4, 1.f),
         beta(size_t(C) * 4, 0.f), mean(size_t(C) * 4, 0.f), invstd(size_t(C) * 4, 1.f), rm(size_t(C) * 4, 0.f),
         rv(size_t(C) * 4, 1.f), dg(size_t(C) * 4, 0.f), db(size_t(C) * 4, 0.f);
-    batchnorm_forward_train(a, x.f(), gamma.f(), beta.f(), y.f(), mean.f(), invstd.f(), rm.f(), rv.f());
-    time_gpu(state, [&] {
-      if (backward)
-        batchnorm_backward(a, x.f(), y.f(), dy.f(), gamma.f(), mean.f(), invstd.f(), dx.f(), dg.f(), db.f());
-      else
-        batchnorm_forward_train(a, x.f(), gamma.f(), beta.f(), y.f(), mean.f(), invstd.f(), rm.f(), rv.f());
-    });
+    try {
+      batchnorm_forward_train(a, x.f(), gamma.f(), beta.f(), y.f(), mean.f(), invstd.f(), rm.f(), rv.f());
+      time_gpu(state, [&] {
+        if (backward)
+          batchnorm_backward(a, x.f(), y.f(), dy.f(), gamma.f(), mean.f(), invstd.f(), dx.f(), dg.f(), db.f());
+        else
+          batchnorm_forward_train(a, x.f(), gamma.f(), beta.f(), y.f(), mean.f(), invstd.f(), rm.f(), rv.f());
+      });
+    } catch (const std::exception& e) {
+      state.SkipWithError(e.what());
+    }
     // Compulsory traffic of a fused kernel: forward reads x and writes y; backward reads x, y, dy, writes dx.
     bytes = backward ? 16.0 * n : 8.0 * n;
   }
