@@ -10,21 +10,15 @@
 #include <cmath>
 #include <vector>
 
+#include "engine/ops/cuda_tensor_access.h"
 #include "kernels/cuda/cuda_api.h"
 
 namespace ember::cuda_ops {
 namespace {
 
-// Device pointer of a float32 CUDA tensor, contiguous (the kernels index densely).
-const float* cf(const Tensor& t, const char* op) {
-  EMBER_CHECK(t.dtype() == DType::Float32, op, " on cuda: only float32 is supported, got ", t.str());
-  // A host pointer handed to a kernel is an illegal address (e.g. backward(grad) with a CPU grad).
-  EMBER_CHECK(t.device() == Device::CUDA, op, " on cuda: tensor ", t.str(), " must be on cuda");
-  EMBER_CHECK(t.is_contiguous(), op, " on cuda: tensor ", t.str(), " must be contiguous");
-  return static_cast<const float*>(t.raw_data());
-}
-float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
-Tensor empty_like_cuda(const Shape& shape, DType dtype = DType::Float32) { return Tensor::empty(shape, dtype, Device::CUDA); }
+using detail::cf;
+using detail::empty_like_cuda;
+using detail::mf;
 
 std::vector<float> to_host(const Tensor& t, const char* op) {
   std::vector<float> h(size_t(t.numel()));
@@ -323,11 +317,12 @@ void adamw_step(const std::vector<Tensor>& params, const std::vector<Tensor>& gr
 #else  // no CUDA in this build: no tensor can be on the GPU, so nothing below is reachable.
 
 namespace ember::cuda_ops {
-namespace {
-[[noreturn]] void unreachable(const char* op) {
+namespace detail {
+void unreachable(const char* op) {
   throw Error(std::string(op) + ": a CUDA tensor in a build without CUDA (rebuild with -DEMBER_CUDA=ON)");
 }
-}  // namespace
+}  // namespace detail
+using detail::unreachable;
 Tensor conv2d(const Tensor&, const Tensor&, const Tensor&, const cpu::Conv2dShape&) { unreachable("conv2d"); }
 Tensor relu(const Tensor&) { unreachable("relu"); }
 Tensor max_pool2d(const Tensor&, const cpu::Pool2dShape&) { unreachable("max_pool2d"); }

@@ -19,6 +19,10 @@
 namespace ember::cuda_ops {
 
 inline bool on_cuda(const Tensor& t) { return t.defined() && t.device() == Device::CUDA; }
+namespace detail {
+// What every GPU path does in a build without CUDA (where no tensor can be on the GPU): throws.
+[[noreturn]] void unreachable(const char* op);
+}  // namespace detail
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv2dShape& s);
 Tensor relu(const Tensor& x);
@@ -32,6 +36,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean, Tensor running_var,
                   bool training, double momentum, double eps, bool fuse_relu);
 void add_(Tensor& dst, const Tensor& src, double alpha);  // dst += alpha * src, same shape
+// Elementwise and reductions (engine/ops/cuda_elementwise.cpp). These record no autograd: the op
+// files do, with backward formulas made of the same ops. Outputs are contiguous.
+enum class Binary { Add, Sub, Mul, Div };
+Tensor binary(Binary op, const Tensor& a, const Tensor& b, const char* name);  // NumPy broadcasting
+Tensor broadcast_to(const Tensor& x, const Shape& shape);  // x expanded to shape, materialised
+Tensor dense(const Tensor& x);                             // x, or a contiguous copy of it
+Tensor neg(const Tensor& x);
+// Sum over `dims` (wrapped, distinct); the result has out_shape (keepdim or not, as the op chose).
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, const Shape& out_shape);
+Tensor argmax(const Tensor& x, int64_t dim, const Shape& out_shape);  // int64, first maximum
+
 // Fused optimizer steps: ONE kernel launch updates every listed CUDA parameter (the lists are
 // parallel: params[i] with grads[i] and its state buffers, all float32, contiguous, on the GPU).
 // SGD as torch.optim.SGD (momentum buffers unused when momentum is 0; first_step: each buffer starts

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "engine/ops.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 
 namespace ember {
@@ -17,30 +18,45 @@ struct Plan {
   int64_t outer = 1, inner = 1;
 };
 
-Plan plan_reduction(const Tensor& x, std::vector<int64_t> dims, bool keepdim, const char* op) {
-  check_cpu(op, x);
+// The shapes of a reduction (keepdim and as requested) and its dims wrapped and checked.
+struct Shapes {
+  Shape keep_shape, out_shape;
+  std::vector<int64_t> dims;
+};
+Shapes reduction_shapes(const Tensor& x, std::vector<int64_t> dims, bool keepdim, const char* op) {
+  Shapes r;
   std::vector<bool> reduced(size_t(x.dim()), false);
   for (auto& d : dims) {
     d = wrap_dim(d, x.dim(), op);
     EMBER_CHECK(!reduced[d], op, ": dim ", d, " listed twice");
     reduced[d] = true;
   }
-  Plan p;
-  std::vector<int64_t> order;
   for (int64_t i = 0; i < x.dim(); ++i) {
-    if (!reduced[i]) {
+    r.keep_shape.push_back(reduced[i] ? 1 : x.shape()[i]);
+    if (!reduced[i] || keepdim) r.out_shape.push_back(reduced[i] ? 1 : x.shape()[i]);
+  }
+  r.dims = std::move(dims);
+  return r;
+}
+
+Plan plan_reduction(const Tensor& x, std::vector<int64_t> dims, bool keepdim, const char* op) {
+  check_cpu(op, x);
+  const Shapes r = reduction_shapes(x, std::move(dims), keepdim, op);
+  Plan p;
+  p.keep_shape = r.keep_shape;
+  p.out_shape = r.out_shape;
+  const auto reduced = [&](int64_t i) { return std::find(r.dims.begin(), r.dims.end(), i) != r.dims.end(); };
+  std::vector<int64_t> order;  // kept dims, then reduced ones
+  for (int64_t i = 0; i < x.dim(); ++i)
+    if (!reduced(i)) {
       order.push_back(i);
       p.outer *= x.shape()[i];
-      p.out_shape.push_back(x.shape()[i]);
     }
-    p.keep_shape.push_back(reduced[i] ? 1 : x.shape()[i]);
-  }
   for (int64_t i = 0; i < x.dim(); ++i)
-    if (reduced[i]) {
+    if (reduced(i)) {
       order.push_back(i);
       p.inner *= x.shape()[i];
     }
-  if (keepdim) p.out_shape = p.keep_shape;
   p.rows = x.detach().permute(order).contiguous();
   return p;
 }
@@ -79,8 +95,22 @@ void sum_leading(const T* x, int64_t rows, int64_t cols, T* out) {
 }
 }  // namespace
 
+namespace {
+// The backward of a sum: g broadcast back over the reduced dims.
+Tensor sum_backward(const Tensor& g, const Shape& keep_shape, const Shape& in_shape) {
+  if (cuda_ops::on_cuda(g)) return cuda_ops::broadcast_to(g.reshape(keep_shape), in_shape);
+  return g.reshape(keep_shape).expand(in_shape).contiguous();
+}
+}  // namespace
+
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_floating("sum", x);
+  if (cuda_ops::on_cuda(x)) {
+    const Shapes r = reduction_shapes(x, dims, keepdim, "sum");
+    return record("sum", cuda_ops::sum(x, r.dims, r.out_shape), {x}, [keep = r.keep_shape, in_shape = x.shape()](const Tensor& g) {
+      return std::vector<Tensor>{sum_backward(g, keep, in_shape)};
+    });
+  }
   Plan p;
   const bool leading = sums_leading_dims(x, dims);
   if (leading) {  // shapes as plan_reduction gives them, without the permuted copy
@@ -110,7 +140,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
     }
   });
   return record("sum", out, {x}, [keep = p.keep_shape, in_shape = x.shape()](const Tensor& g) {
-    return std::vector<Tensor>{g.reshape(keep).expand(in_shape).contiguous()};
+    return std::vector<Tensor>{sum_backward(g, keep, in_shape)};
   });
 }
 
@@ -145,6 +175,11 @@ Tensor row_argmax(const Plan& p, DType dtype) {
 
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   check_floating("argmax", x);
+  if (cuda_ops::on_cuda(x)) {
+    const Shapes r = reduction_shapes(x, {dim}, keepdim, "argmax");
+    EMBER_CHECK(x.shape()[size_t(r.dims[0])] > 0, "argmax: dim ", dim, " of ", x.str(), " is empty");
+    return cuda_ops::argmax(x, r.dims[0], r.out_shape);
+  }
   Plan p = plan_reduction(x, {dim}, keepdim, "argmax");
   EMBER_CHECK(p.inner > 0, "argmax: dim ", dim, " of ", x.str(), " is empty");
   return row_argmax(p, x.dtype()).reshape(p.out_shape);

@@ -25,7 +25,7 @@ Tensor deriv(const Tensor& x, const Tensor& y, F f) {
 }  // namespace
 
 Tensor neg(const Tensor& x) {
-  Tensor y = unary_map("neg", x, [](auto v) { return -v; });
+  Tensor y = cuda_ops::on_cuda(x) ? cuda_ops::neg(x) : unary_map("neg", x, [](auto v) { return -v; });
   return record("neg", y, {x}, [](const Tensor& g) { return std::vector<Tensor>{neg(g)}; });
 }
 
