@@ -1,7 +1,8 @@
 // CUDA benchmarks: conv forward / data gradient / weight gradient for VGG16's 13 conv layers
 // (batch 64, 224 px; EMBER_BENCH_BATCH overrides the batch) for ember_simt, ember_tc (TF32, BF16)
-// and cuDNN (FP32, TF32, BF16), reported as GFLOP/s (2 * MACs per second); pooling and
-// batchnorm+ReLU as GB/s next to a measured device-to-device cudaMemcpy bandwidth.
+// and cuDNN (FP32, TF32, BF16 on float tensors, and BF16 on stored bf16 tensors), reported as
+// GFLOP/s (2 * MACs per second); pooling and batchnorm+ReLU as GB/s next to a measured
+// device-to-device cudaMemcpy bandwidth.
 // Every benchmark times single launches with a device synchronise (manual time), a few
 // iterations each, so the whole suite fits in a few minutes on an H100.
 // Without a device every benchmark reports SkipWithError("no CUDA device").
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_api.h"
+#include "kernels/cuda/variants.h"
 #include "kernels/registry.h"
 
 namespace {
@@ -60,7 +62,18 @@ const VggLayer kVgg16[13] = {{3, 64, 224},   {64, 64, 224},  {64, 128, 112}, {12
 
 enum class Pass { Forward, BackwardData, BackwardWeight };
 
-void bench_conv(benchmark::State& state, VggLayer layer, Pass pass, ConvAlgo algo, Precision prec) {
+// bf16 copies of constant float buffers, made once outside the timing (for cuDNN on stored bf16).
+struct Bf16Buffer {
+  void* ptr;
+  Bf16Buffer(const Buffer& from, int64_t n) : ptr(cuda_alloc(size_t(n) * 2)) {
+    float_to_bf16(n, from.f(), static_cast<uint16_t*>(ptr));
+  }
+  ~Bf16Buffer() { cuda_free(ptr); }
+};
+
+// stored: cuDNN on tensors already in bf16 (cudnn_ref::conv2d_stored), without the float<->bf16
+// conversions around every call of the float API; the baseline a cuDNN user would time.
+void bench_conv(benchmark::State& state, VggLayer layer, Pass pass, ConvAlgo algo, Precision prec, bool stored) {
   if (skip_without_device(state)) return;
   if (algo == ConvAlgo::Cudnn && !cudnn_available()) return state.SkipWithError("built without cuDNN");
   Conv2dShape s;
@@ -69,13 +82,24 @@ void bench_conv(benchmark::State& state, VggLayer layer, Pass pass, ConvAlgo alg
     Buffer x(size_t(s.N * s.C * s.H * s.W) * 4, 0.01f), w(size_t(s.K * s.C * 9) * 4, 0.02f),
         y(size_t(s.N * s.K * s.P() * s.Q()) * 4, 0.03f);
     try {
-      time_gpu(state, [&] {
-        switch (pass) {
-          case Pass::Forward: return conv2d_forward(algo, prec, s, x.f(), w.f(), nullptr, y.f());
-          case Pass::BackwardData: return conv2d_backward_data(algo, prec, s, y.f(), w.f(), x.f());
-          case Pass::BackwardWeight: return conv2d_backward_weight(algo, prec, s, x.f(), y.f(), w.f(), nullptr);
-        }
-      });
+      if (stored) {
+        const Bf16Buffer xb(x, s.N * s.C * s.H * s.W), wb(w, s.K * s.C * 9), yb(y, s.N * s.K * s.P() * s.Q());
+        time_gpu(state, [&] {
+          switch (pass) {
+            case Pass::Forward: return cudnn_ref::conv2d_stored(prec, 0, s, xb.ptr, wb.ptr, yb.ptr);
+            case Pass::BackwardData: return cudnn_ref::conv2d_stored(prec, 1, s, yb.ptr, wb.ptr, xb.ptr);
+            case Pass::BackwardWeight: return cudnn_ref::conv2d_stored(prec, 2, s, xb.ptr, yb.ptr, wb.ptr);
+          }
+        });
+      } else {
+        time_gpu(state, [&] {
+          switch (pass) {
+            case Pass::Forward: return conv2d_forward(algo, prec, s, x.f(), w.f(), nullptr, y.f());
+            case Pass::BackwardData: return conv2d_backward_data(algo, prec, s, y.f(), w.f(), x.f());
+            case Pass::BackwardWeight: return conv2d_backward_weight(algo, prec, s, x.f(), y.f(), w.f(), nullptr);
+          }
+        });
+      }
     } catch (const std::exception& e) {
       state.SkipWithError(e.what());
     }
@@ -194,13 +218,18 @@ bool register_all() {
     const char* name;
     ConvAlgo algo;
     Precision prec;
+    bool stored = false;
   };
+  // cudnn_bf16 takes float tensors like ember's kernels (converted to bf16 and back around cuDNN);
+  // cudnn_bf16_stored is cuDNN alone on bf16 tensors. Both are reported: the first is like for
+  // like with ember's float API, the second is what cuDNN itself does.
   const Impl impls[] = {{"ember_simt", ConvAlgo::EmberSimt, Precision::FP32},
                         {"ember_tc_tf32", ConvAlgo::EmberTensorCore, Precision::TF32},
                         {"ember_tc_bf16", ConvAlgo::EmberTensorCore, Precision::BF16},
                         {"cudnn_fp32", ConvAlgo::Cudnn, Precision::FP32},
                         {"cudnn_tf32", ConvAlgo::Cudnn, Precision::TF32},
-                        {"cudnn_bf16", ConvAlgo::Cudnn, Precision::BF16}};
+                        {"cudnn_bf16", ConvAlgo::Cudnn, Precision::BF16},
+                        {"cudnn_bf16_stored", ConvAlgo::Cudnn, Precision::BF16, true}};
   const std::pair<const char*, Pass> passes[] = {
       {"fwd", Pass::Forward}, {"dgrad", Pass::BackwardData}, {"wgrad", Pass::BackwardWeight}};
   for (int l = 0; l < 13; ++l)
@@ -210,7 +239,7 @@ bool register_all() {
         const std::string name = std::string("conv_") + pass_name + "/vgg16_conv" + std::to_string(l + 1) + "_C" +
                                  std::to_string(layer.C) + "_K" + std::to_string(layer.K) + "_" +
                                  std::to_string(layer.HW) + "px/" + impl.name;
-        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer, pass, impl.algo, impl.prec)
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer, pass, impl.algo, impl.prec, impl.stored)
             ->UseManualTime()
             ->Iterations(3)
             ->Unit(benchmark::kMillisecond);

@@ -1,8 +1,9 @@
 // cuDNN baselines for conv, pooling and batch norm (variant "cudnn" of the ops "conv", "pool",
 // "bn"). Used as the reference in tests and the speed baseline in benchmarks. Algorithms come
 // from cuDNN's heuristics (the _v7 queries: what PyTorch uses with benchmark=False): the first one
-// they report usable, cached per shape, pass and precision. BF16 converts the float tensors to bf16 copies first, since cuDNN computes in the
-// storage type; FP32 forbids tensor cores (CUDNN_FMA_MATH), TF32 allows them (DEFAULT_MATH).
+// they report usable, cached per shape, pass and precision. BF16 converts the float tensors to bf16
+// copies first, since cuDNN computes in the storage type (conv2d_stored skips that, for timing);
+// FP32 forbids tensor cores (CUDNN_FMA_MATH), TF32 allows them (DEFAULT_MATH).
 #include "kernels/cuda/variants.h"
 
 #if EMBER_HAVE_CUDNN
@@ -69,10 +70,9 @@ struct Bf16Copy {
   void to_float(float* dst) const { bf16_to_float(count, buffer.get(), dst); }
 };
 
-}  // namespace
-
-void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
-  const conv::Geom g = conv::make_geom(s, "forward (cudnn)");
+// The three convolutions on tensors in the precision's storage type (bf16 bits for BF16, float
+// otherwise): the heuristics' algorithm, its workspace, one cuDNN call.
+void forward_stored(Precision prec, const Conv2dShape& s, const void* x, const void* w, void* y) {
   ConvDescs d(s, prec);
   const auto algo = cached_algo<cudnnConvolutionFwdAlgoPerf_t>(s, prec, 0, "conv forward", [&](auto* perf, int* found) {
     EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle(), d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
@@ -83,27 +83,11 @@ void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const 
                                                             algo, &ws_bytes));
   DeviceScratch<unsigned char> ws{int64_t(ws_bytes)};
   const float one = 1.f, zero = 0.f;
-  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.groups) * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
-  if (prec == Precision::BF16) {
-    Bf16Copy xb(nx, x), wb(nw, w), yb(ny, nullptr);
-    EMBER_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, d.x.get(), xb.ptr(), d.w.get(), wb.ptr(), d.conv.get(),
-                                              algo, ws.get(), ws_bytes, &zero, d.y.get(), yb.ptr()));
-    yb.to_float(y);
-  } else {
-    EMBER_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo,
-                                              ws.get(), ws_bytes, &zero, d.y.get(), y));
-  }
-  if (bias) {
-    TensorDesc yf, bf;
-    yf.set(CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q());
-    bf.set(CUDNN_DATA_FLOAT, 1, s.K, 1, 1);
-    EMBER_CUDNN_CHECK(cudnnAddTensor(handle(), &one, bf.get(), bias, &one, yf.get(), y));
-  }
-  (void)g;
+  EMBER_CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, d.x.get(), x, d.w.get(), w, d.conv.get(), algo, ws.get(),
+                                            ws_bytes, &zero, d.y.get(), y));
 }
 
-void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
-  conv::make_geom(s, "backward data (cudnn)");
+void backward_data_stored(Precision prec, const Conv2dShape& s, const void* dy, const void* w, void* dx) {
   ConvDescs d(s, prec);
   const auto algo =
       cached_algo<cudnnConvolutionBwdDataAlgoPerf_t>(s, prec, 1, "conv backward data", [&](auto* perf, int* found) {
@@ -116,22 +100,11 @@ void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy,
                                                                  d.x.get(), algo, &ws_bytes));
   DeviceScratch<unsigned char> ws{int64_t(ws_bytes)};
   const float one = 1.f, zero = 0.f;
-  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.groups) * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
-  if (prec == Precision::BF16) {
-    Bf16Copy dyb(ny, dy), wb(nw, w), dxb(nx, nullptr);
-    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, d.w.get(), wb.ptr(), d.y.get(), dyb.ptr(),
-                                                   d.conv.get(), algo, ws.get(), ws_bytes, &zero, d.x.get(),
-                                                   dxb.ptr()));
-    dxb.to_float(dx);
-  } else {
-    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, d.w.get(), w, d.y.get(), dy, d.conv.get(), algo,
-                                                   ws.get(), ws_bytes, &zero, d.x.get(), dx));
-  }
+  EMBER_CUDNN_CHECK(cudnnConvolutionBackwardData(handle(), &one, d.w.get(), w, d.y.get(), dy, d.conv.get(), algo,
+                                                 ws.get(), ws_bytes, &zero, d.x.get(), dx));
 }
 
-void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x, const float* dy, float* dw,
-                            float* dbias) {
-  const conv::Geom g = conv::make_geom(s, "backward weight (cudnn)");
+void backward_weight_stored(Precision prec, const Conv2dShape& s, const void* x, const void* dy, void* dw) {
   ConvDescs d(s, prec);
   const auto algo =
       cached_algo<cudnnConvolutionBwdFilterAlgoPerf_t>(s, prec, 2, "conv backward weight", [&](auto* perf, int* found) {
@@ -144,19 +117,69 @@ void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x
                                                                    d.w.get(), algo, &ws_bytes));
   DeviceScratch<unsigned char> ws{int64_t(ws_bytes)};
   const float one = 1.f, zero = 0.f;
-  const int64_t nx = s.N * s.C * s.H * s.W, nw = s.K * (s.C / s.groups) * s.R * s.S, ny = s.N * s.K * s.P() * s.Q();
+  EMBER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, d.x.get(), x, d.y.get(), dy, d.conv.get(), algo,
+                                                   ws.get(), ws_bytes, &zero, d.w.get(), dw));
+}
+
+int64_t x_count(const Conv2dShape& s) { return s.N * s.C * s.H * s.W; }
+int64_t w_count(const Conv2dShape& s) { return s.K * (s.C / s.groups) * s.R * s.S; }
+int64_t y_count(const Conv2dShape& s) { return s.N * s.K * s.P() * s.Q(); }
+
+}  // namespace
+
+// Float tensors: for BF16 converted to bf16 copies first and the result converted back, since cuDNN
+// computes in the storage type (conv2d_stored times cuDNN alone).
+void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+  conv::make_geom(s, "forward (cudnn)");
   if (prec == Precision::BF16) {
-    Bf16Copy xb(nx, x), dyb(ny, dy), dwb(nw, nullptr);
-    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, d.x.get(), xb.ptr(), d.y.get(), dyb.ptr(),
-                                                     d.conv.get(), algo, ws.get(), ws_bytes, &zero, d.w.get(),
-                                                     dwb.ptr()));
+    Bf16Copy xb(x_count(s), x), wb(w_count(s), w), yb(y_count(s), nullptr);
+    forward_stored(prec, s, xb.ptr(), wb.ptr(), yb.ptr());
+    yb.to_float(y);
+  } else {
+    forward_stored(prec, s, x, w, y);
+  }
+  if (bias) {
+    TensorDesc yf, bf;
+    yf.set(CUDNN_DATA_FLOAT, s.N, s.K, s.P(), s.Q());
+    bf.set(CUDNN_DATA_FLOAT, 1, s.K, 1, 1);
+    const float one = 1.f;
+    EMBER_CUDNN_CHECK(cudnnAddTensor(handle(), &one, bf.get(), bias, &one, yf.get(), y));
+  }
+}
+
+void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+  conv::make_geom(s, "backward data (cudnn)");
+  if (prec == Precision::BF16) {
+    Bf16Copy dyb(y_count(s), dy), wb(w_count(s), w), dxb(x_count(s), nullptr);
+    backward_data_stored(prec, s, dyb.ptr(), wb.ptr(), dxb.ptr());
+    dxb.to_float(dx);
+  } else {
+    backward_data_stored(prec, s, dy, w, dx);
+  }
+}
+
+void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x, const float* dy, float* dw,
+                            float* dbias) {
+  const conv::Geom g = conv::make_geom(s, "backward weight (cudnn)");
+  if (prec == Precision::BF16) {
+    Bf16Copy xb(x_count(s), x), dyb(y_count(s), dy), dwb(w_count(s), nullptr);
+    backward_weight_stored(prec, s, xb.ptr(), dyb.ptr(), dwb.ptr());
     dwb.to_float(dw);
   } else {
-    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(handle(), &one, d.x.get(), x, d.y.get(), dy, d.conv.get(), algo,
-                                                     ws.get(), ws_bytes, &zero, d.w.get(), dw));
+    backward_weight_stored(prec, s, x, dy, dw);
   }
   // cudnnConvolutionBackwardBias is deprecated in cuDNN 9; the bias sum is a plain reduction anyway.
   if (dbias) conv::bias_grad(g, dy, dbias);
+}
+
+void conv2d_stored(Precision prec, int pass, const Conv2dShape& s, const void* a, const void* b, void* out) {
+  conv::make_geom(s, "conv (cudnn, stored type)");
+  switch (pass) {
+    case 0: return forward_stored(prec, s, a, b, out);
+    case 1: return backward_data_stored(prec, s, a, b, out);
+    case 2: return backward_weight_stored(prec, s, a, b, out);
+  }
+  throw_error("cudnn conv2d_stored: pass " + std::to_string(pass) + " is not 0, 1 or 2", __FILE__, __LINE__);
 }
 
 }  // namespace ember::cuda::cudnn_ref
@@ -178,6 +201,7 @@ void max_pool2d_forward(const Pool2dShape&, const float*, float*) { missing("cud
 void max_pool2d_backward(const Pool2dShape&, const float*, const float*, const float*, float*) { missing("cudnn max_pool2d_backward"); }
 void avg_pool2d_forward(const Pool2dShape&, const float*, float*) { missing("cudnn avg_pool2d_forward"); }
 void avg_pool2d_backward(const Pool2dShape&, const float*, const float*, const float*, float*) { missing("cudnn avg_pool2d_backward"); }
+void conv2d_stored(Precision, int, const Conv2dShape&, const void*, const void*, void*) { missing("cudnn conv2d_stored"); }
 void batchnorm_forward_train(const BatchNormArgs&, const float*, const float*, const float*, float*, float*, float*, float*, float*) { missing("cudnn batchnorm_forward_train"); }
 void batchnorm_forward_eval(const BatchNormArgs&, const float*, const float*, const float*, const float*, const float*, float*) { missing("cudnn batchnorm_forward_eval"); }
 void batchnorm_backward(const BatchNormArgs&, const float*, const float*, const float*, const float*, const float*, const float*, float*, float*, float*) { missing("cudnn batchnorm_backward"); }

@@ -31,6 +31,10 @@ void conv2d_forward(Precision prec, const Conv2dShape& s, const float* x, const 
 void conv2d_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(Precision prec, const Conv2dShape& s, const float* x, const float* dy, float* dw,
                             float* dbias);
+// cuDNN alone on tensors already in the precision's storage type (bf16 bits for BF16, else float),
+// without the conversions the float entry points add at BF16: the baseline a cuDNN user would time.
+// pass 0: out = y from (a, b) = (x, w); 1: out = dx from (dy, w); 2: out = dw from (x, dy). No bias.
+void conv2d_stored(Precision prec, int pass, const Conv2dShape& s, const void* a, const void* b, void* out);
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
 void max_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx);
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
