@@ -277,9 +277,6 @@ PointerLists pointer_lists(const char* op, const std::vector<Tensor>& params, co
                            const std::vector<Tensor>& state0, const std::vector<Tensor>& state1) {
   PointerLists l;
   for (size_t i = 0; i < params.size(); ++i) {
-    for (const auto* list : {&params, &grads, &state0, &state1})
-      EMBER_CHECK(i >= list->size() || on_cuda((*list)[i]), op, " on cuda: parameter ", i, " ", params[i].str(),
-                  " has a gradient or state tensor on the cpu: ", (*list)[i].str());
     EMBER_CHECK(grads[i].numel() == params[i].numel(), op, " on cuda: parameter ", i, " ", params[i].str(),
                 " has gradient ", grads[i].str());
     l.params.push_back(mf(params[i], op));

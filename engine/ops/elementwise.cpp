@@ -11,10 +11,7 @@ namespace {
 template <class F>
 Tensor binary_on_device(const char* op, cuda_ops::Binary kind, const Tensor& a, const Tensor& b, F f) {
   if (!cuda_ops::on_cuda(a) && !cuda_ops::on_cuda(b)) return binary_map(op, a, b, f);
-  check_defined(op, a, "a");
-  check_defined(op, b, "b");
-  check_same_dtype(op, a, b);
-  check_same_device(op, a, b);
+  detail::check_binary_operands(op, a, b);
   return cuda_ops::binary(kind, a, b, op);
 }
 // A scalar operand on a's device.

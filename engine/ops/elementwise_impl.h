@@ -7,12 +7,17 @@
 
 namespace ember::detail {
 
-template <class F>
-Tensor binary_map(const char* op, const Tensor& a, const Tensor& b, F f) {
+// The operand checks of every binary op, on either device.
+inline void check_binary_operands(const char* op, const Tensor& a, const Tensor& b) {
   check_defined(op, a, "a");
   check_defined(op, b, "b");
   check_same_dtype(op, a, b);
   check_same_device(op, a, b);
+}
+
+template <class F>
+Tensor binary_map(const char* op, const Tensor& a, const Tensor& b, F f) {
+  check_binary_operands(op, a, b);
   check_cpu(op, a);
   check_floating(op, a);
   Shape out_shape = broadcast_shapes(a.shape(), b.shape(), op);

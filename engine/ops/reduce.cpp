@@ -115,13 +115,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   const bool leading = sums_leading_dims(x, dims);
   if (leading) {  // shapes as plan_reduction gives them, without the permuted copy
     check_cpu("sum", x);
-    for (int64_t i = 0; i < x.dim(); ++i) {
-      const bool red = i < int64_t(dims.size());
-      p.keep_shape.push_back(red ? 1 : x.shape()[i]);
-      if (!red) p.out_shape.push_back(x.shape()[i]);
-      (red ? p.inner : p.outer) *= x.shape()[i];
-    }
-    if (keepdim) p.out_shape = p.keep_shape;
+    const Shapes r = reduction_shapes(x, dims, keepdim, "sum");
+    p.keep_shape = r.keep_shape;
+    p.out_shape = r.out_shape;
+    for (int64_t i = 0; i < x.dim(); ++i) (i < int64_t(dims.size()) ? p.inner : p.outer) *= x.shape()[i];
   } else {
     p = plan_reduction(x, dims, keepdim, "sum");
   }
