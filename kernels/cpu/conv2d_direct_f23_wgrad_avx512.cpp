@@ -82,6 +82,21 @@ struct Block {
   int64_t per_burst;
 };
 
+// Walks the block's runs of rows in vector steps, issuing its prefetches kBurst steps at a time:
+// start(seg) at the beginning of each run, step(j) at each vector. Shared by both register blocks.
+template <class Start, class Step>
+[[gnu::always_inline]] inline void walk_runs(const Block& b, Start start, Step step) {
+  const char* const* pf = b.prefetch;
+  for (int64_t seg = 0; seg < b.segments; ++seg) {
+    start(seg);
+    for (int64_t j0 = 0; j0 < b.length; j0 += kBurst * kLanes) {
+      for (int64_t i = 0; i < b.per_burst && pf < b.prefetch_end; ++i) _mm_prefetch(*pf++, _MM_HINT_T2);
+      const int64_t j1 = std::min(b.length, j0 + kBurst * kLanes);
+      for (int64_t j = j0; j < j1; j += kLanes) step(j);
+    }
+  }
+}
+
 // Loops over k and r are unrolled by pragma so that `acc` stays in registers (see the direct kernel).
 template <int KB, int RB>
 void run_block(const Block& b) {
@@ -90,18 +105,17 @@ void run_block(const Block& b) {
   for (int k = 0; k < KB; ++k)
 #pragma GCC unroll 8
     for (int r = 0; r < RB; ++r) acc[k][r] = _mm512_setzero_ps();
-  const char* const* pf = b.prefetch;
-  for (int64_t seg = 0; seg < b.segments; ++seg) {
-    const float* a[KB];
-    const float* u[RB];
+  const float* a[KB];
+  const float* u[RB];
+  walk_runs(
+      b,
+      [&](int64_t seg) {
 #pragma GCC unroll 8
-    for (int k = 0; k < KB; ++k) a[k] = b.a + seg * b.a_segment + k * b.a_channel;
+        for (int k = 0; k < KB; ++k) a[k] = b.a + seg * b.a_segment + k * b.a_channel;
 #pragma GCC unroll 8
-    for (int r = 0; r < RB; ++r) u[r] = b.u + seg * b.u_segment + b.offset[r];
-    for (int64_t j0 = 0; j0 < b.length; j0 += kBurst * kLanes) {
-      for (int64_t i = 0; i < b.per_burst && pf < b.prefetch_end; ++i) _mm_prefetch(*pf++, _MM_HINT_T2);
-      const int64_t j1 = std::min(b.length, j0 + kBurst * kLanes);
-      for (int64_t j = j0; j < j1; j += kLanes) {
+        for (int r = 0; r < RB; ++r) u[r] = b.u + seg * b.u_segment + b.offset[r];
+      },
+      [&](int64_t j) {
         __m512 e[KB];
 #pragma GCC unroll 8
         for (int k = 0; k < KB; ++k) {
@@ -116,9 +130,7 @@ void run_block(const Block& b) {
 #pragma GCC unroll 8
           for (int k = 0; k < KB; ++k) acc[k][r] = _mm512_fmadd_ps(e[k], uv, acc[k][r]);
         }
-      }
-    }
-  }
+      });
 #pragma GCC unroll 8
   for (int k = 0; k < KB; ++k)
 #pragma GCC unroll 8
@@ -137,22 +149,21 @@ void run_pair(const Block& b) {
   for (int k = 0; k < KB; ++k)
 #pragma GCC unroll 8
     for (int r = 0; r < RB; ++r) acc1[k][r] = acc2[k][r] = _mm512_setzero_ps();
-  const char* const* pf = b.prefetch;
-  for (int64_t seg = 0; seg < b.segments; ++seg) {
-    const float* a0[KB];
-    const float* a1[KB];
-    const float* u[RB];
+  const float* a0[KB];
+  const float* a1[KB];
+  const float* u[RB];
+  walk_runs(
+      b,
+      [&](int64_t seg) {
 #pragma GCC unroll 8
-    for (int k = 0; k < KB; ++k) {
-      a0[k] = b.a + seg * b.a_segment + k * b.a_channel;
-      a1[k] = b.a1 + seg * b.a_segment + k * b.a_channel;
-    }
+        for (int k = 0; k < KB; ++k) {
+          a0[k] = b.a + seg * b.a_segment + k * b.a_channel;
+          a1[k] = b.a1 + seg * b.a_segment + k * b.a_channel;
+        }
 #pragma GCC unroll 8
-    for (int r = 0; r < RB; ++r) u[r] = b.u + seg * b.u_segment + b.offset[r];
-    for (int64_t j0 = 0; j0 < b.length; j0 += kBurst * kLanes) {
-      for (int64_t i = 0; i < b.per_burst && pf < b.prefetch_end; ++i) _mm_prefetch(*pf++, _MM_HINT_T2);
-      const int64_t j1 = std::min(b.length, j0 + kBurst * kLanes);
-      for (int64_t j = j0; j < j1; j += kLanes) {
+        for (int r = 0; r < RB; ++r) u[r] = b.u + seg * b.u_segment + b.offset[r];
+      },
+      [&](int64_t j) {
         __m512 sum[KB], diff[KB];
 #pragma GCC unroll 8
         for (int k = 0; k < KB; ++k) {
@@ -171,9 +182,7 @@ void run_pair(const Block& b) {
             acc2[k][r] = _mm512_fmadd_ps(diff[k], u2, acc2[k][r]);
           }
         }
-      }
-    }
-  }
+      });
 #pragma GCC unroll 8
   for (int k = 0; k < KB; ++k)
 #pragma GCC unroll 8
