@@ -85,6 +85,26 @@ inline int64_t dy_lines(const Conv2dShape& s, const float* dy, int64_t n, int64_
   return count;
 }
 
+// The cache lines of the input rows that task rows [p0, p1) of image n read (fill_slab's source), all
+// channels, into `line` (sized by x_lines_capacity); returns how many.
+inline int64_t x_lines_capacity(const Conv2dShape& s, int64_t rows) {
+  const int64_t in_rows = std::min(s.H, (rows - 1) * s.stride_h + (s.R - 1) * s.dil_h + 1);
+  return s.C * ((in_rows * s.W * int64_t(sizeof(float)) + 63) / 64 + 1);
+}
+inline int64_t x_lines(const Conv2dShape& s, const float* x, int64_t n, int64_t p0, int64_t p1, const char** line) {
+  const int64_t h0 = std::max<int64_t>(0, p0 * s.stride_h - s.pad_h);
+  const int64_t h1 = std::min(s.H, (p1 - 1) * s.stride_h - s.pad_h + (s.R - 1) * s.dil_h + 1);
+  if (h1 <= h0) return 0;
+  int64_t count = 0;
+  const int64_t bytes = (h1 - h0) * s.W * int64_t(sizeof(float));
+  for (int64_t c = 0; c < s.C; ++c) {
+    const char* run = reinterpret_cast<const char*>(x + ((n * s.C + c) * s.H + h0) * s.W);
+    const int64_t misalign = int64_t(reinterpret_cast<uintptr_t>(run) % 64);
+    for (int64_t off = -misalign; off < bytes; off += 64) line[count++] = run + off;
+  }
+  return count;
+}
+
 // table[KB-1][RB-1] = make.template operator()<KB, RB>() for KB <= KMax, RB <= RMax: the function of
 // every full and partial register block, e.g. make = []<int K, int R>() { return &run_block<K, R>; }.
 template <int KMax, int RMax, class Make>

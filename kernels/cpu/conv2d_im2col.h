@@ -74,10 +74,19 @@ struct SlabTask {
   int64_t n, p0, p1, slab_rows;
   float* slab;
 };
-inline SlabTask slab_task(const Conv2dShape& s, const float* x, int64_t task, int64_t rows_per_task, int64_t Wp) {
+// Image and output rows [p0, p1) of task `task` (nothing copied: for prefetching the next task).
+struct TaskRows {
+  int64_t n, p0, p1;
+};
+inline TaskRows slab_task_rows(const Conv2dShape& s, int64_t task, int64_t rows_per_task) {
   const int64_t P = s.P(), chunks = (P + rows_per_task - 1) / rows_per_task;
+  const int64_t p0 = task % chunks * rows_per_task;
+  return {task / chunks, p0, std::min(P, p0 + rows_per_task)};
+}
+inline SlabTask slab_task(const Conv2dShape& s, const float* x, int64_t task, int64_t rows_per_task, int64_t Wp) {
+  const auto [n, p0, p1] = slab_task_rows(s, task, rows_per_task);
   SlabTask t;
-  t.n = task / chunks, t.p0 = task % chunks * rows_per_task, t.p1 = std::min(P, t.p0 + rows_per_task);
+  t.n = n, t.p0 = p0, t.p1 = p1;
   t.slab_rows = (t.p1 - 1 - t.p0) * s.stride_h + (s.R - 1) * s.dil_h + 1;
   t.slab = thread_scratch<1>(s.C * t.slab_rows * Wp);
   fill_slab(s, x, t.n, t.p0, t.slab_rows, Wp, t.slab);
