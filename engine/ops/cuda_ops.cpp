@@ -106,6 +106,7 @@ cuda::Pool2dShape cuda_pool_shape(const cpu::Pool2dShape& cs) {  // the same geo
   s.N = cs.N, s.C = cs.C, s.H = cs.H, s.W = cs.W;
   s.kernel_h = cs.kernel_h, s.kernel_w = cs.kernel_w, s.stride_h = cs.stride_h, s.stride_w = cs.stride_w;
   s.pad_h = cs.pad_h, s.pad_w = cs.pad_w;
+  s.count_include_pad = cs.count_include_pad;
   return s;
 }
 }  // namespace
@@ -125,10 +126,7 @@ Tensor max_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
   });
 }
 
-// The kernels divide by the whole window (count_include_pad), as PyTorch's default does.
 Tensor avg_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
-  EMBER_CHECK(cs.count_include_pad || (cs.pad_h == 0 && cs.pad_w == 0), "avg_pool2d on cuda: input ", x_in.str(),
-              ": count_include_pad = false with padding is not implemented on the GPU");
   const cuda::Pool2dShape s = cuda_pool_shape(cs);
   Tensor y = empty_like_cuda({s.N, s.C, s.P(), s.Q()});
   cuda::avg_pool2d_forward(s, cf(x_in, "avg_pool2d"), mf(y, "avg_pool2d"));

@@ -77,6 +77,7 @@ std::vector<std::string> cuda_variant_ops();
 struct Pool2dShape {
   int64_t N = 1, C = 1, H = 1, W = 1;
   int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;
+  bool count_include_pad = true;  // avg pool: divide by the whole window (PyTorch's default) or by its inputs
   int64_t P() const { return (H + 2 * pad_h - kernel_h) / stride_h + 1; }  // floor mode, like PyTorch
   int64_t Q() const { return (W + 2 * pad_w - kernel_w) / stride_w + 1; }
 };
@@ -87,7 +88,8 @@ void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y, int64_t*
 // dx = scatter of dy through indices (ember) or through x/y (cuDNN; ember ignores x and y).
 void max_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy,
                          const int64_t* indices, float* dx);
-// count_include_pad = true like PyTorch's default: every window divides by kernel_h * kernel_w.
+// Average pooling divides by kernel_h * kernel_w (count_include_pad, PyTorch's default) or, with
+// count_include_pad = false, by the number of the window's positions inside the input.
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
 void global_avg_pool_forward(int64_t N, int64_t C, int64_t HW, const float* x, float* y);  // y[N,C]

@@ -68,6 +68,10 @@ double checked_eps(const BatchNormArgs& a) {
   return std::max(double(a.eps), double(CUDNN_BN_MIN_EPSILON));
 }
 
+cudnnPoolingMode_t average_mode(const Pool2dShape& s) {
+  return s.count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+}
+
 }  // namespace
 
 void max_pool2d_forward(const Pool2dShape& s, const float* x, float* y) { pool_forward(s, CUDNN_POOLING_MAX_DETERMINISTIC, x, y); }
@@ -75,10 +79,10 @@ void max_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, c
   pool_backward(s, CUDNN_POOLING_MAX_DETERMINISTIC, x, y, dy, dx);
 }
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y) {
-  pool_forward(s, CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING, x, y);
+  pool_forward(s, average_mode(s), x, y);
 }
 void avg_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, const float* dy, float* dx) {
-  pool_backward(s, CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING, x, y, dy, dx);
+  pool_backward(s, average_mode(s), x, y, dy, dx);
 }
 
 void batchnorm_forward_train(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta, float* y,

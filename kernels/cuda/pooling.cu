@@ -1,4 +1,4 @@
-// Pooling: max (with argmax indices), average (count_include_pad, PyTorch's default) and global
+// Pooling: max (with argmax indices), average (count_include_pad or not, like PyTorch) and global
 // average. One thread per output value forward; backward gathers per input value (each input
 // scans the few windows that cover it), so there are no atomics and results are deterministic.
 #include <algorithm>
@@ -14,6 +14,7 @@ namespace {
 
 struct PoolGeom {
   int N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw;
+  bool include_pad;  // average pooling's divisor: the whole window, or its positions inside the input
 };
 
 PoolGeom make_pool_geom(const Pool2dShape& s, const char* op) {
@@ -29,7 +30,7 @@ PoolGeom make_pool_geom(const Pool2dShape& s, const char* op) {
   require_int32(s.N * s.C * s.H * s.W, where.c_str());
   require_int32(s.N * s.C * s.P() * s.Q(), where.c_str());  // outputs can outnumber inputs (e.g. k2 s1 p1)
   return PoolGeom{int(s.N), int(s.C), int(s.H), int(s.W), int(s.P()), int(s.Q()), int(s.kernel_h),
-                  int(s.kernel_w), int(s.stride_h), int(s.stride_w), int(s.pad_h), int(s.pad_w)};
+                  int(s.kernel_w), int(s.stride_h), int(s.stride_w), int(s.pad_h), int(s.pad_w), s.count_include_pad};
 }
 
 // Output windows [first, last] along one axis that contain input position `pos`.
@@ -80,14 +81,22 @@ __host__ __device__ inline float max_pool_backward_at(const PoolGeom& g, const f
   return sum;
 }
 
-// count_include_pad: every window divides by kh * kw, padding included.
+// The divisor of output window (p, q): kh * kw with count_include_pad (floor mode: a window never
+// leaves the padded input), else the number of its positions inside the input.
+__host__ __device__ inline float avg_divisor(const PoolGeom& g, int p, int q) {
+  if (g.include_pad) return float(g.kh * g.kw);
+  const int h0 = p * g.sh - g.ph, w0 = q * g.sw - g.pw;
+  const int rows = min(h0 + g.kh, g.H) - max(h0, 0), cols = min(w0 + g.kw, g.W) - max(w0, 0);
+  return float(rows * cols);  // >= 1: padding is at most half the window
+}
+
 __host__ __device__ inline float avg_pool_forward_at(const PoolGeom& g, const float* x, int i) {
   const int q = i % g.Q, p = (i / g.Q) % g.P, plane = i / (g.Q * g.P);
   const float* src = x + size_t(plane) * g.H * g.W;
   float sum = 0.f;
   for (int h = max(p * g.sh - g.ph, 0); h < min(p * g.sh - g.ph + g.kh, g.H); ++h)
     for (int w = max(q * g.sw - g.pw, 0); w < min(q * g.sw - g.pw + g.kw, g.W); ++w) sum += src[h * g.W + w];
-  return sum / float(g.kh * g.kw);
+  return sum / avg_divisor(g, p, q);
 }
 
 __host__ __device__ inline float avg_pool_backward_at(const PoolGeom& g, const float* dy, int i) {
@@ -96,9 +105,14 @@ __host__ __device__ inline float avg_pool_backward_at(const PoolGeom& g, const f
   covering_windows(h, g.ph, g.kh, g.sh, g.P, p0, p1);
   covering_windows(w, g.pw, g.kw, g.sw, g.Q, q0, q1);
   float sum = 0.f;
+  if (g.include_pad) {  // one divisor for every window: divide once
+    for (int p = p0; p <= p1; ++p)
+      for (int q = q0; q <= q1; ++q) sum += dy[(plane * g.P + p) * g.Q + q];
+    return sum / float(g.kh * g.kw);
+  }
   for (int p = p0; p <= p1; ++p)
-    for (int q = q0; q <= q1; ++q) sum += dy[(plane * g.P + p) * g.Q + q];
-  return sum / float(g.kh * g.kw);
+    for (int q = q0; q <= q1; ++q) sum += dy[(plane * g.P + p) * g.Q + q] / avg_divisor(g, p, q);
+  return sum;
 }
 
 __global__ void max_pool_forward_kernel(PoolGeom g, const float* __restrict__ x, float* __restrict__ y,

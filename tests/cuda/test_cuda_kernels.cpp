@@ -41,12 +41,19 @@ PoolRef max_pool_ref(const Pool2dShape& s, const std::vector<float>& x, const st
 
 PoolRef avg_pool_ref(const Pool2dShape& s, const std::vector<float>& x, const std::vector<float>& dy) {
   const int64_t P = s.P(), Q = s.Q();
-  const float area = float(s.kernel_h * s.kernel_w);  // count_include_pad
   PoolRef r{std::vector<float>(size_t(s.N * s.C * P * Q)), std::vector<float>(x.size(), 0.f), {}};
   for (int64_t nc = 0; nc < s.N * s.C; ++nc)
     for (int64_t p = 0; p < P; ++p)
       for (int64_t q = 0; q < Q; ++q) {
         const size_t o = size_t((nc * P + p) * Q + q);
+        // count_include_pad: the whole window; else its positions inside the input, counted here.
+        float area = float(s.kernel_h * s.kernel_w);
+        if (!s.count_include_pad) {
+          area = 0;
+          for (int64_t h = p * s.stride_h - s.pad_h; h < p * s.stride_h - s.pad_h + s.kernel_h; ++h)
+            for (int64_t w = q * s.stride_w - s.pad_w; w < q * s.stride_w - s.pad_w + s.kernel_w; ++w)
+              area += float(h >= 0 && h < s.H && w >= 0 && w < s.W);
+        }
         double sum = 0;
         for (int64_t h = p * s.stride_h - s.pad_h; h < p * s.stride_h - s.pad_h + s.kernel_h; ++h)
           for (int64_t w = q * s.stride_w - s.pad_w; w < q * s.stride_w - s.pad_w + s.kernel_w; ++w)
@@ -76,6 +83,13 @@ std::vector<Pool2dShape> pool_shapes() {
   std::vector<Pool2dShape> shapes = {pool(2, 3, 7, 9, 2, 2, 0), pool(1, 4, 11, 10, 3, 2, 1), pool(3, 2, 8, 8, 3, 1, 1),
                                      pool(2, 5, 13, 6, 3, 3, 0)};
   shapes[1].kernel_w = 2, shapes[1].pad_w = 0, shapes[1].stride_w = 1;  // non-square window
+  // Average pooling without counting the padding: windows at the border divide by fewer positions.
+  for (size_t i : {size_t(1), size_t(2)}) {
+    shapes.push_back(shapes[i]);
+    shapes.back().count_include_pad = false;
+  }
+  shapes.push_back(pool(1, 2, 6, 7, 2, 1, 1));  // k2 s1 p1: corner windows hold one input
+  shapes.back().count_include_pad = false;
   return shapes;
 }
 
@@ -84,7 +98,8 @@ TEST(CudaPoolIndexing, HostEmulationMatchesReference) {
   uint32_t seed = 300;
   for (const Pool2dShape& s : pool_shapes()) {
     SCOPED_TRACE("pool " + std::to_string(s.H) + "x" + std::to_string(s.W) + " k" + std::to_string(s.kernel_h) + "x" +
-                 std::to_string(s.kernel_w) + " stride " + std::to_string(s.stride_h) + " pad " + std::to_string(s.pad_h));
+                 std::to_string(s.kernel_w) + " stride " + std::to_string(s.stride_h) + " pad " + std::to_string(s.pad_h) +
+                 (s.count_include_pad ? "" : " count_include_pad=false"));
     const size_t nx = size_t(s.N * s.C * s.H * s.W), ny = size_t(s.N * s.C * s.P() * s.Q());
     const auto x = testing::random_floats(nx, ++seed), dy = testing::random_floats(ny, ++seed);
     const PoolRef mref = max_pool_ref(s, x, dy), aref = avg_pool_ref(s, x, dy);
@@ -111,7 +126,8 @@ TEST(CudaPool, MaxAndAvgPoolMatchReference) {
     DeviceArray<int64_t> idx(ny);
     for (const std::string& impl : impls_to_test()) {
       SCOPED_TRACE("pool " + impl + " shape " + std::to_string(s.H) + "x" + std::to_string(s.W) + " k" +
-                   std::to_string(s.kernel_h) + "x" + std::to_string(s.kernel_w));
+                   std::to_string(s.kernel_h) + "x" + std::to_string(s.kernel_w) +
+                   (s.count_include_pad ? "" : " count_include_pad=false"));
       kernels::set_variant("pool", impl);
       y.poison(), dx.poison(), idx.poison();
       max_pool2d_forward(s, x.get(), y.get(), idx.get());
