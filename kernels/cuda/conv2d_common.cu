@@ -1,5 +1,8 @@
 // Shape checks, depth-split planning and the bias gradient shared by the conv variants.
 #include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "kernels/cuda/conv2d_gemm.cuh"
 
@@ -84,48 +87,90 @@ void bias_grad(const Geom& g, const float* dy, float* dbias) {
 }  // namespace ember::cuda::conv
 
 // ---------------------------------------------------------------------------------------------
-// Host emulation of the implicit GEMMs: the same problem structs and depth split as the kernels,
-// evaluated with plain loops. Tests use it to check the gather/scatter index math on machines
-// without a GPU (the tile engines themselves need a device). Small shapes only.
+// Host emulation of the implicit GEMMs: the same problem structs, depth split and tile staging as
+// the kernels (conv2d_tiles.cuh: every thread's fetch and stash of every depth slice), evaluated
+// with plain loops. Tests use it to check the gather/scatter index math and the thread-to-element
+// mapping on machines without a GPU; the shared-memory buffering, barriers and the multiply-adds
+// (FMA or WMMA) themselves need a device. Small shapes only.
 namespace ember::cuda::conv {
 namespace {
 
-template <class Problem>
+// Counts how often the threads of a block stage each element of one tile; a mapping that misses
+// or repeats an element throws.
+void check_staged_once(const std::vector<int>& hits, const char* operand, int extent, int depth) {
+  for (int e = 0; e < extent; ++e)
+    for (int d = 0; d < depth; ++d)
+      if (hits[size_t(e) * depth + d] != 1)
+        throw std::logic_error(std::string("conv tile staging: element (") + std::to_string(e) + ", " +
+                               std::to_string(d) + ") of the " + operand + " tile " + std::to_string(extent) +
+                               "x" + std::to_string(depth) + " is staged " + std::to_string(hits[size_t(e) * depth + d]) +
+                               " times, not once");
+}
+
+template <class Tiles, class Problem>
 void host_gemm(const Problem& prob, const DepthSplit& plan) {
+  constexpr int M = Tiles::M, N = Tiles::N, K = Tiles::K;
   const int rows = prob.rows(), cols = prob.cols(), depth = prob.depth();
+  std::vector<float> As(M * K), Bs(N * K), acc(M * N);  // As[row][d], Bs[col][d]
+  std::vector<int> a_hits(M * K), b_hits(N * K);
   for (int grp = 0; grp < prob.g.groups; ++grp)
-    for (int split = 0; split < plan.splits; ++split) {
-      const int k_begin = split * plan.chunk, k_end = std::min(depth, k_begin + plan.chunk);
-      for (int row = 0; row < rows; ++row)
-        for (int col = 0; col < cols; ++col) {
-          float acc = 0.f;
-          for (int k = k_begin; k < k_end; ++k) acc += prob.a(grp, row, k) * prob.b(grp, k, col);
-          prob.store(grp, row, col, acc);
+    for (int split = 0; split < plan.splits; ++split)
+      for (int row0 = 0; row0 < rows; row0 += M)
+        for (int col0 = 0; col0 < cols; col0 += N) {
+          const int k_begin = split * plan.chunk, k_end = std::min(depth, k_begin + plan.chunk);
+          std::fill(acc.begin(), acc.end(), 0.f);
+          for (int k0 = k_begin; k0 < k_end; k0 += K) {
+            std::fill(a_hits.begin(), a_hits.end(), 0), std::fill(b_hits.begin(), b_hits.end(), 0);
+            for (int tid = 0; tid < Tiles::Threads; ++tid) {
+              OperandStages<Tiles, Problem> stage;
+              stage.fetch(prob, tid, grp, row0, col0, k0, k_end);
+              stage.a.stash(tid, [&](int r, int d, float v) {
+                if (r >= 0 && r < M && d >= 0 && d < K) As[size_t(r) * K + d] = v, ++a_hits[size_t(r) * K + d];
+              });
+              stage.b.stash(tid, [&](int c, int d, float v) {
+                if (c >= 0 && c < N && d >= 0 && d < K) Bs[size_t(c) * K + d] = v, ++b_hits[size_t(c) * K + d];
+              });
+            }
+            check_staged_once(a_hits, "A", M, K);
+            check_staged_once(b_hits, "B", N, K);
+            for (int m = 0; m < M; ++m)
+              for (int n = 0; n < N; ++n)
+                for (int d = 0; d < K; ++d) acc[size_t(m) * N + n] += As[size_t(m) * K + d] * Bs[size_t(n) * K + d];
+          }
+          for (int m = 0; m < M && row0 + m < rows; ++m)
+            for (int n = 0; n < N && col0 + n < cols; ++n) prob.store(grp, row0 + m, col0 + n, acc[size_t(m) * N + n]);
         }
-    }
+}
+
+template <class Problem>
+void host_gemm(HostTiles tiles, const Problem& prob, int64_t rows, int64_t cols, int64_t depth, bool split_depth) {
+  // The launchers' depth split for the same tiles, so chunk edges are exercised too.
+  const auto plan = [&](int m, int n, int k) {
+    return plan_depth_split(((rows + m - 1) / m) * ((cols + n - 1) / n), prob.g.groups, depth, k, split_depth);
+  };
+  if (tiles == HostTiles::Simt)
+    host_gemm<SimtTiles>(prob, plan(SimtTiles::M, SimtTiles::N, SimtTiles::K));
+  else
+    host_gemm<TcTiles>(prob, plan(TcTiles::M, TcTiles::N, TcTiles::K));
 }
 
 }  // namespace
 
-void host_emulate_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
+void host_emulate_forward(HostTiles tiles, const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                          float* y) {
   const Geom g = make_geom(s, "forward (host emulation)");
-  const ForwardProblem prob{g, x, w, bias, y};
-  host_gemm(prob, plan_depth_split(1, g.groups, int64_t(g.Cg) * g.R * g.S, 16, false));
+  host_gemm(tiles, ForwardProblem{g, x, w, bias, y}, int64_t(g.N) * g.P * g.Q, g.Kg, int64_t(g.Cg) * g.R * g.S, false);
 }
 
-void host_emulate_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
+void host_emulate_backward_data(HostTiles tiles, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const Geom g = make_geom(s, "backward data (host emulation)");
-  const BackwardDataProblem prob{g, dy, w, dx};
-  host_gemm(prob, plan_depth_split(1, g.groups, int64_t(g.Kg) * g.R * g.S, 16, false));
+  host_gemm(tiles, BackwardDataProblem{g, dy, w, dx}, int64_t(g.N) * g.H * g.W, g.Cg, int64_t(g.Kg) * g.R * g.S, false);
 }
 
-void host_emulate_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw) {
+void host_emulate_backward_weight(HostTiles tiles, const Conv2dShape& s, const float* x, const float* dy, float* dw) {
   const Geom g = make_geom(s, "backward weight (host emulation)");
   std::fill(dw, dw + int64_t(g.K) * g.Cg * g.R * g.S, 0.f);
-  const BackwardWeightProblem prob{g, x, dy, dw};
-  // The kernels' own split of the depth (64x64 tiles), so chunk edges are exercised too.
-  const int64_t tiles = ((g.Kg + 63) / 64) * ((int64_t(g.Cg) * g.R * g.S + 63) / 64);
-  host_gemm(prob, plan_depth_split(tiles, g.groups, int64_t(g.N) * g.P * g.Q, 16, true));
+  host_gemm(tiles, BackwardWeightProblem{g, x, dy, dw}, g.Kg, int64_t(g.Cg) * g.R * g.S, int64_t(g.N) * g.P * g.Q, true);
 }
 
 }  // namespace ember::cuda::conv

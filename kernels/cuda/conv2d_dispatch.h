@@ -19,11 +19,14 @@ void tc_backward_weight(Precision prec, const Conv2dShape& s, const float* x, co
 namespace ember::cuda::conv {
 
 // Host emulation of the three implicit GEMMs (conv2d_common.cu): the kernels' own gather/scatter
-// code and depth split run as plain loops on the CPU, so tests can check the index math on
-// machines without a GPU. dw is zeroed first. Slow: small shapes only.
-void host_emulate_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
-void host_emulate_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
-void host_emulate_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw);
+// code, depth split and tile staging (every thread's share of every slice, checked to cover each
+// element once) run as plain loops on the CPU, so tests can check the index math on machines
+// without a GPU. dw is zeroed first. Slow: small shapes only.
+enum class HostTiles { Simt, TensorCore };  // whose tile shapes and staging to emulate
+void host_emulate_forward(HostTiles tiles, const Conv2dShape& s, const float* x, const float* w, const float* bias,
+                          float* y);
+void host_emulate_backward_data(HostTiles tiles, const Conv2dShape& s, const float* dy, const float* w, float* dx);
+void host_emulate_backward_weight(HostTiles tiles, const Conv2dShape& s, const float* x, const float* dy, float* dw);
 // The direct depthwise kernels (C / groups == 1; conv2d_depthwise.cu), all three passes.
 void host_emulate_depthwise(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* dy,
                             float* y, float* dx, float* dw);

@@ -11,6 +11,7 @@
 // __host__ __device__ so the host emulation in conv2d_common.cu can check them without a GPU.
 #pragma once
 #include "kernels/cuda/conv2d_dispatch.h"
+#include "kernels/cuda/conv2d_tiles.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace ember::cuda::conv {
@@ -28,6 +29,8 @@ struct ForwardProblem {
   const float* w;
   const float* bias;
   float* y;
+  // Which index is contiguous in memory (conv2d_tiles.cuh): A's pixels, B's (c, r, s) rows of w.
+  static constexpr bool kAAlongDepth = false, kBAlongDepth = true;
   __host__ __device__ int rows() const { return g.N * g.P * g.Q; }
   __host__ __device__ int cols() const { return g.Kg; }
   __host__ __device__ int depth() const { return g.Cg * g.R * g.S; }
@@ -50,6 +53,7 @@ struct BackwardDataProblem {
   const float* dy;
   const float* w;
   float* dx;
+  static constexpr bool kAAlongDepth = false, kBAlongDepth = true;  // dy's pixels; w's runs of R*S
   __host__ __device__ int rows() const { return g.N * g.H * g.W; }
   __host__ __device__ int cols() const { return g.Cg; }
   __host__ __device__ int depth() const { return g.Kg * g.R * g.S; }
@@ -80,6 +84,7 @@ struct BackwardWeightProblem {
   const float* x;
   const float* dy;
   float* dw;
+  static constexpr bool kAAlongDepth = true, kBAlongDepth = true;  // both walk N*P*Q pixels
   __host__ __device__ int rows() const { return g.Kg; }
   __host__ __device__ int cols() const { return g.Cg * g.R * g.S; }
   __host__ __device__ int depth() const { return g.N * g.P * g.Q; }

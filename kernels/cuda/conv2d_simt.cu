@@ -1,50 +1,64 @@
 // Variant "ember_simt": FP32 implicit-GEMM convolution on CUDA cores.
-// Each 256-thread block computes a 64x64 tile of one group's GEMM (conv2d_gemm.cuh): it stages a
-// 16-deep slice of A and B in shared memory, then every thread accumulates a 4x4 register tile
-// whose rows/cols are 16 apart (so a warp reads consecutive shared-memory words, no conflicts).
+// Each 256-thread block computes a 64x64 tile of one group's GEMM (conv2d_gemm.cuh): depth slices
+// of 16 of A and B go through registers into one of two shared buffers (conv2d_tiles.cuh: fetched
+// before the current slice's math, stored after it), and every thread accumulates a 4x4 register
+// tile whose rows/cols are 16 apart (so a warp reads consecutive shared-memory words, no conflicts).
 #include "kernels/cuda/conv2d_gemm.cuh"
 
 namespace ember::cuda::conv {
 namespace {
 
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 256;
+using Tiles = SimtTiles;
+constexpr int kTileM = Tiles::M, kTileN = Tiles::N, kTileK = Tiles::K, kThreads = Tiles::Threads;
+// Rows of 66 floats: a warp staging along the depth writes 16 rows x 2 columns at once, all in one
+// bank with rows of 64 floats; with 66 the half-warps take the even and the odd banks, no conflict.
+// (Staging along the extent writes consecutive words of one row: no conflict either way.)
+constexpr int kLd = kTileM + 2;
+static_assert(kTileM == kTileN, "As and Bs share a row length");
 
 template <class Problem>
 __global__ void __launch_bounds__(kThreads) simt_gemm_kernel(Problem prob, int depth_chunk) {
-  __shared__ float As[kTileK][kTileM];
-  __shared__ float Bs[kTileK][kTileN];
+  __shared__ float As[2][kTileK][kLd];
+  __shared__ float Bs[2][kTileK][kLd];
   const int groups = prob.g.groups;
   const int grp = blockIdx.z % groups, split = blockIdx.z / groups;
   const int row0 = blockIdx.x * kTileM, col0 = blockIdx.y * kTileN;
   const int rows = prob.rows(), cols = prob.cols();
   const int k_begin = split * depth_chunk, k_end = min(prob.depth(), k_begin + depth_chunk);
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+
+  OperandStages<Tiles, Problem> stage;
+  const auto stash = [&](int buf) {
+    stage.a.stash(tid, [&](int r, int d, float v) { As[buf][d][r] = v; });
+    stage.b.stash(tid, [&](int c, int d, float v) { Bs[buf][d][c] = v; });
+  };
+  if (k_begin < k_end) {
+    stage.fetch(prob, tid, grp, row0, col0, k_begin, k_end);
+    stash(0);
+  }
+  __syncthreads();
 
   float acc[4][4] = {};
+  int buf = 0;
   for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-    // Consecutive threads take consecutive rows/cols: coalesced along output pixels.
-    for (int i = threadIdx.x; i < kTileK * kTileM; i += kThreads) {
-      const int kk = i / kTileM, mm = i % kTileM, row = row0 + mm, k = k0 + kk;
-      As[kk][mm] = (row < rows && k < k_end) ? prob.a(grp, row, k) : 0.f;
-    }
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kThreads) {
-      const int kk = i / kTileN, nn = i % kTileN, col = col0 + nn, k = k0 + kk;
-      Bs[kk][nn] = (col < cols && k < k_end) ? prob.b(grp, k, col) : 0.f;
-    }
-    __syncthreads();
+    const bool more = k0 + kTileK < k_end;  // the same for the whole block: barriers stay uniform
+    if (more) stage.fetch(prob, tid, grp, row0, col0, k0 + kTileK, k_end);  // in flight during the FMAs
 #pragma unroll
     for (int kk = 0; kk < kTileK; ++kk) {
       float a[4], b[4];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) a[i] = As[kk][ty + 16 * i];
+      for (int i = 0; i < 4; ++i) a[i] = As[buf][kk][ty + 16 * i];
 #pragma unroll
-      for (int j = 0; j < 4; ++j) b[j] = Bs[kk][tx + 16 * j];
+      for (int j = 0; j < 4; ++j) b[j] = Bs[buf][kk][tx + 16 * j];
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     }
+    // The other buffer was last read before the previous barrier, so it is free to overwrite.
+    if (more) stash(buf ^ 1);
     __syncthreads();
+    buf ^= 1;
   }
   for (int i = 0; i < 4; ++i)
     for (int j = 0; j < 4; ++j) {

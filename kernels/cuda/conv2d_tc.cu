@@ -2,8 +2,10 @@
 // Precision::TF32 stages float tiles and rounds fragments to TF32 (m16n16k8); Precision::BF16
 // takes the same float tensors and converts to bfloat16 while staging into shared memory
 // (m16n16k16), so callers never hold bf16 copies. Precision::FP32 falls back to ember_simt.
-// A 128-thread block (4 warps, 2x2) computes a 64x64 tile, each warp 32x32 = 2x2 fragments; the
-// accumulators go through shared memory so the problem's store() can scatter them to NCHW.
+// A 128-thread block (4 warps, 2x2) computes a 64x64 tile, each warp 32x32 = 2x2 fragments, over
+// depth slices of 32 staged through registers into two shared buffers (conv2d_tiles.cuh); the
+// accumulators then go through shared memory (reusing the buffers) so the problem's store() can
+// scatter them to NCHW.
 #include <cuda_bf16.h>
 #include <mma.h>
 
@@ -13,7 +15,8 @@ namespace ember::cuda::conv {
 namespace {
 
 namespace wmma = nvcuda::wmma;
-constexpr int kTileM = 64, kTileN = 64, kTileK = 16, kThreads = 128;
+using Tiles = TcTiles;
+constexpr int kTileM = Tiles::M, kTileN = Tiles::N, kTileK = Tiles::K, kThreads = Tiles::Threads;
 
 struct Tf32Math {
   using Elem = float;
@@ -43,53 +46,71 @@ template <class Problem, class Math>
 __global__ void __launch_bounds__(kThreads) tc_gemm_kernel(Problem prob, int depth_chunk) {
   using Elem = typename Math::Elem;
   constexpr int lda = kTileK + Math::kPad, ldb = kTileN + Math::kPad, ldc = kTileN + 4;
-  __shared__ __align__(128) Elem As[kTileM * lda];  // row-major rows x depth
-  __shared__ __align__(128) Elem Bs[kTileK * ldb];  // row-major depth x cols
-  __shared__ __align__(128) float Cs[kTileM * ldc];
+  constexpr int a_elems = kTileM * lda, b_elems = kTileK * ldb;  // one buffer of As / Bs
+  constexpr int stage_bytes = 2 * (a_elems + b_elems) * int(sizeof(Elem)), c_bytes = kTileM * ldc * int(sizeof(float));
+  // Two buffers of As (rows x depth, row-major) and Bs (depth x cols), and after the last slice Cs
+  // in the same bytes (TF32: 35 KB instead of 52, under the 48 KB of static shared memory). WMMA
+  // needs 32-byte aligned fragment pointers: every buffer size and row offset here is a multiple.
+  __shared__ __align__(128) unsigned char smem[stage_bytes > c_bytes ? stage_bytes : c_bytes];
+  Elem* As = reinterpret_cast<Elem*>(smem);
+  Elem* Bs = As + 2 * a_elems;
+  float* Cs = reinterpret_cast<float*>(smem);
   const int groups = prob.g.groups;
   const int grp = blockIdx.z % groups, split = blockIdx.z / groups;
   const int row0 = blockIdx.x * kTileM, col0 = blockIdx.y * kTileN;
   const int rows = prob.rows(), cols = prob.cols();
   const int k_begin = split * depth_chunk, k_end = min(prob.depth(), k_begin + depth_chunk);
-  const int warp = threadIdx.x / 32, warp_row = (warp / 2) * 32, warp_col = (warp % 2) * 32;
+  const int tid = threadIdx.x, warp = tid / 32, warp_row = (warp / 2) * 32, warp_col = (warp % 2) * 32;
+
+  OperandStages<Tiles, Problem> stage;  // floats: converted when stored, so the loads are not waited on early
+  const auto stash = [&](int buf) {
+    Elem* a = As + buf * a_elems;
+    Elem* b = Bs + buf * b_elems;
+    stage.a.stash(tid, [&](int r, int d, float v) { a[r * lda + d] = Math::convert(v); });
+    stage.b.stash(tid, [&](int c, int d, float v) { b[d * ldb + c] = Math::convert(v); });
+  };
+  if (k_begin < k_end) {
+    stage.fetch(prob, tid, grp, row0, col0, k_begin, k_end);
+    stash(0);
+  }
+  __syncthreads();
 
   typename Math::CFrag acc[2][2];
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
+  int buf = 0;
   for (int k0 = k_begin; k0 < k_end; k0 += kTileK) {
-    for (int i = threadIdx.x; i < kTileK * kTileM; i += kThreads) {
-      const int kk = i / kTileM, mm = i % kTileM, row = row0 + mm, k = k0 + kk;
-      As[mm * lda + kk] = Math::convert((row < rows && k < k_end) ? prob.a(grp, row, k) : 0.f);
-    }
-    for (int i = threadIdx.x; i < kTileK * kTileN; i += kThreads) {
-      const int kk = i / kTileN, nn = i % kTileN, col = col0 + nn, k = k0 + kk;
-      Bs[kk * ldb + nn] = Math::convert((col < cols && k < k_end) ? prob.b(grp, k, col) : 0.f);
-    }
-    __syncthreads();
+    const bool more = k0 + kTileK < k_end;  // the same for the whole block: barriers stay uniform
+    if (more) stage.fetch(prob, tid, grp, row0, col0, k0 + kTileK, k_end);  // in flight during the MMAs
+    const Elem* a_tile = As + buf * a_elems;
+    const Elem* b_tile = Bs + buf * b_elems;
 #pragma unroll
     for (int ks = 0; ks < kTileK; ks += Math::kStep) {
       typename Math::AFrag a[2];
       typename Math::BFrag b[2];
       for (int i = 0; i < 2; ++i) {
-        wmma::load_matrix_sync(a[i], As + (warp_row + 16 * i) * lda + ks, lda);
+        wmma::load_matrix_sync(a[i], a_tile + (warp_row + 16 * i) * lda + ks, lda);
         Math::round(a[i]);
       }
       for (int j = 0; j < 2; ++j) {
-        wmma::load_matrix_sync(b[j], Bs + ks * ldb + warp_col + 16 * j, ldb);
+        wmma::load_matrix_sync(b[j], b_tile + ks * ldb + warp_col + 16 * j, ldb);
         Math::round(b[j]);
       }
       for (int i = 0; i < 2; ++i)
         for (int j = 0; j < 2; ++j) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
     }
-    __syncthreads();
+    // The other buffer was last read before the previous barrier, so it is free to overwrite.
+    if (more) stash(buf ^ 1);
+    __syncthreads();  // also: after the last slice, nobody reads As/Bs any more when Cs overwrites them
+    buf ^= 1;
   }
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j)
       wmma::store_matrix_sync(Cs + (warp_row + 16 * i) * ldc + warp_col + 16 * j, acc[i][j], ldc,
                               wmma::mem_row_major);
   __syncthreads();
-  for (int i = threadIdx.x; i < kTileM * kTileN; i += kThreads) {
+  for (int i = tid; i < kTileM * kTileN; i += kThreads) {
     const int mm = i / kTileN, nn = i % kTileN, row = row0 + mm, col = col0 + nn;
     if (row < rows && col < cols) prob.store(grp, row, col, Cs[mm * ldc + nn]);
   }
