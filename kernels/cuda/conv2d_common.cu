@@ -36,6 +36,9 @@ Geom make_geom(const Conv2dShape& s, const char* pass) {
   g.stride_h = int(s.stride_h), g.stride_w = int(s.stride_w), g.pad_h = int(s.pad_h), g.pad_w = int(s.pad_w);
   g.dil_h = int(s.dil_h), g.dil_w = int(s.dil_w);
   g.groups = int(s.groups), g.Cg = int(s.C / s.groups), g.Kg = int(s.K / s.groups);
+  g.div_Q = FastDiv(g.Q), g.div_P = FastDiv(g.P), g.div_W = FastDiv(g.W), g.div_H = FastDiv(g.H);
+  g.div_S = FastDiv(g.S), g.div_R = FastDiv(g.R), g.div_RS = FastDiv(g.R * g.S), g.div_PQ = FastDiv(g.P * g.Q);
+  g.div_stride_h = FastDiv(g.stride_h), g.div_stride_w = FastDiv(g.stride_w);
   return g;
 }
 
@@ -155,6 +158,8 @@ void host_gemm(HostTiles tiles, const Problem& prob, int64_t rows, int64_t cols,
 }
 
 }  // namespace
+
+int host_fast_div(int divisor, int x) { return FastDiv(divisor).div(x); }
 
 void host_emulate_forward(HostTiles tiles, const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y) {

@@ -27,6 +27,8 @@ void host_emulate_forward(HostTiles tiles, const Conv2dShape& s, const float* x,
                           float* y);
 void host_emulate_backward_data(HostTiles tiles, const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void host_emulate_backward_weight(HostTiles tiles, const Conv2dShape& s, const float* x, const float* dy, float* dw);
+// x / divisor through the gathers' FastDiv (fast_div.cuh), bit for bit the device arithmetic.
+int host_fast_div(int divisor, int x);
 // The direct depthwise kernels (C / groups == 1; conv2d_depthwise.cu), all three passes.
 void host_emulate_depthwise(const Conv2dShape& s, const float* x, const float* w, const float* bias, const float* dy,
                             float* y, float* dx, float* dw);

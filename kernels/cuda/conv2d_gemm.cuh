@@ -12,6 +12,7 @@
 #pragma once
 #include "kernels/cuda/conv2d_dispatch.h"
 #include "kernels/cuda/conv2d_tiles.cuh"
+#include "kernels/cuda/fast_div.cuh"
 #include "kernels/cuda/runtime.h"
 
 namespace ember::cuda::conv {
@@ -20,6 +21,27 @@ struct Geom {
   int N, C, H, W, K, R, S, P, Q;
   int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
   int groups, Cg, Kg;  // channels per group
+  // Dividers for the gathers' index splits (fast_div.cuh), set by make_geom.
+  FastDiv div_Q, div_P, div_W, div_H, div_S, div_R, div_RS, div_PQ, div_stride_h, div_stride_w;
+
+  // output pixel row = (n * P + p) * Q + q
+  __host__ __device__ void split_output(int row, int& n, int& p, int& q) const {
+    int t;
+    div_Q.divmod(row, t, q);
+    div_P.divmod(t, n, p);
+  }
+  // input pixel row = (n * H + h) * W + w
+  __host__ __device__ void split_input(int row, int& n, int& h, int& w) const {
+    int t;
+    div_W.divmod(row, t, w);
+    div_H.divmod(t, n, h);
+  }
+  // depth index k = (c * R + r) * S + s (c: a channel of the group)
+  __host__ __device__ void split_tap(int k, int& c, int& r, int& s) const {
+    int t;
+    div_S.divmod(k, t, s);
+    div_R.divmod(t, c, r);
+  }
 };
 Geom make_geom(const Conv2dShape& s, const char* pass);  // validates, throws naming the shape
 
@@ -35,15 +57,18 @@ struct ForwardProblem {
   __host__ __device__ int cols() const { return g.Kg; }
   __host__ __device__ int depth() const { return g.Cg * g.R * g.S; }
   __host__ __device__ float a(int grp, int row, int k) const {
-    const int q = row % g.Q, p = (row / g.Q) % g.P, n = row / (g.Q * g.P);
-    const int s = k % g.S, r = (k / g.S) % g.R, c = k / (g.S * g.R);
+    int n, p, q, c, r, s;
+    g.split_output(row, n, p, q);
+    g.split_tap(k, c, r, s);
     const int h = p * g.stride_h - g.pad_h + r * g.dil_h, w_ = q * g.stride_w - g.pad_w + s * g.dil_w;
     if (h < 0 || h >= g.H || w_ < 0 || w_ >= g.W) return 0.f;  // zero padding
     return x[((n * g.C + grp * g.Cg + c) * g.H + h) * g.W + w_];
   }
   __host__ __device__ float b(int grp, int k, int col) const { return w[(grp * g.Kg + col) * depth() + k]; }
   __host__ __device__ void store(int grp, int row, int col, float v) const {
-    const int q = row % g.Q, p = (row / g.Q) % g.P, n = row / (g.Q * g.P), k = grp * g.Kg + col;
+    int n, p, q;
+    g.split_output(row, n, p, q);
+    const int k = grp * g.Kg + col;
     y[((n * g.K + k) * g.P + p) * g.Q + q] = v + (bias ? bias[k] : 0.f);
   }
 };
@@ -59,20 +84,25 @@ struct BackwardDataProblem {
   __host__ __device__ int depth() const { return g.Kg * g.R * g.S; }
   // dx[n,c,h,w] collects dy[n,k,p,q] * w[k,c,r,s] for every p with p*stride - pad + r*dil == h.
   __host__ __device__ float a(int grp, int row, int k) const {
-    const int wx = row % g.W, h = (row / g.W) % g.H, n = row / (g.W * g.H);
-    const int s = k % g.S, r = (k / g.S) % g.R, kk = k / (g.S * g.R);
+    int n, h, wx, kk, r, s;
+    g.split_input(row, n, h, wx);
+    g.split_tap(k, kk, r, s);
     const int ph = h + g.pad_h - r * g.dil_h, pw = wx + g.pad_w - s * g.dil_w;
-    if (ph < 0 || pw < 0 || ph % g.stride_h != 0 || pw % g.stride_w != 0) return 0.f;
-    const int p = ph / g.stride_h, q = pw / g.stride_w;
-    if (p >= g.P || q >= g.Q) return 0.f;
+    if (ph < 0 || pw < 0) return 0.f;
+    int p, q, ph_rem, pw_rem;
+    g.div_stride_h.divmod(ph, p, ph_rem);
+    g.div_stride_w.divmod(pw, q, pw_rem);
+    if (ph_rem != 0 || pw_rem != 0 || p >= g.P || q >= g.Q) return 0.f;
     return dy[((n * g.K + grp * g.Kg + kk) * g.P + p) * g.Q + q];
   }
   __host__ __device__ float b(int grp, int k, int col) const {
-    const int rs = k % (g.R * g.S), kk = k / (g.R * g.S);
+    int kk, rs;
+    g.div_RS.divmod(k, kk, rs);
     return w[((grp * g.Kg + kk) * g.Cg + col) * g.R * g.S + rs];
   }
   __host__ __device__ void store(int grp, int row, int col, float v) const {
-    const int wx = row % g.W, h = (row / g.W) % g.H, n = row / (g.W * g.H);
+    int n, h, wx;
+    g.split_input(row, n, h, wx);
     dx[((n * g.C + grp * g.Cg + col) * g.H + h) * g.W + wx] = v;
   }
 };
@@ -89,12 +119,14 @@ struct BackwardWeightProblem {
   __host__ __device__ int cols() const { return g.Cg * g.R * g.S; }
   __host__ __device__ int depth() const { return g.N * g.P * g.Q; }
   __host__ __device__ float a(int grp, int row, int k) const {
-    const int pq = k % (g.P * g.Q), n = k / (g.P * g.Q);
+    int n, pq;
+    g.div_PQ.divmod(k, n, pq);
     return dy[(n * g.K + grp * g.Kg + row) * g.P * g.Q + pq];
   }
   __host__ __device__ float b(int grp, int k, int col) const {
-    const int q = k % g.Q, p = (k / g.Q) % g.P, n = k / (g.Q * g.P);
-    const int s = col % g.S, r = (col / g.S) % g.R, c = col / (g.S * g.R);
+    int n, p, q, c, r, s;
+    g.split_output(k, n, p, q);
+    g.split_tap(col, c, r, s);
     const int h = p * g.stride_h - g.pad_h + r * g.dil_h, w_ = q * g.stride_w - g.pad_w + s * g.dil_w;
     if (h < 0 || h >= g.H || w_ < 0 || w_ >= g.W) return 0.f;
     return x[((n * g.C + grp * g.Cg + c) * g.H + h) * g.W + w_];

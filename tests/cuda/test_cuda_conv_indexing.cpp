@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <random>
+#include <vector>
 
 #include "kernels/cuda/conv2d_dispatch.h"
 #include "tests/cuda/conv_test_shapes.h"
@@ -62,6 +64,28 @@ TEST(CudaConvIndexing, WeightGradientDepthSplitCoversEveryPixel) {
     conv::host_emulate_backward_weight(tiles, s, x.data(), dy.data(), dw.data());
     EXPECT_LE(testing::rel_norm_err(dw, dw_ref), 1e-5) << (tiles == conv::HostTiles::Simt ? "simt" : "tensor core");
   }
+}
+
+// The gathers split indices with a multiply-high instead of a division (fast_div.cuh): every
+// divisor up to 4096 (all conv sizes and strides here) on small and boundary numerators, and
+// random divisors and numerators up to 2^31 - 1, against the integer division.
+TEST(CudaConvIndexing, FastDivisionMatchesIntegerDivision) {
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<int> any(0, std::numeric_limits<int>::max());
+  const auto check = [&](int d) {
+    std::vector<int> xs = {0, 1, d - 1, d, d + 1, 2 * d - 1, 2 * d, std::numeric_limits<int>::max(),
+                           std::numeric_limits<int>::max() - 1, std::numeric_limits<int>::max() / d * d,
+                           std::numeric_limits<int>::max() / d * d - 1};
+    for (int i = 0; i < 64; ++i) xs.push_back(any(gen));
+    for (int x = 0; x < 300; ++x) xs.push_back(x);
+    for (int x : xs)
+      if (x >= 0) {
+        ASSERT_EQ(conv::host_fast_div(d, x), x / d) << x << " / " << d;
+      }
+  };
+  for (int d = 1; d <= 4096; ++d) check(d);
+  for (int i = 0; i < 2000; ++i) check(std::max(1, any(gen)));
+  for (int b = 1; b < 31; ++b) check(1 << b), check((1 << b) - 1), check((1 << b) + 1);
 }
 
 }  // namespace
