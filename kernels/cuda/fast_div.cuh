@@ -1,8 +1,9 @@
-// Division by a divisor fixed before launch, for the implicit-GEMM gathers: every staged element
-// splits a row into (n, p, q) and a depth index into (c, r, s), and a GPU has no integer divider:
-// `x / d` with a run-time d compiles to a ~20-instruction reciprocal-and-correct sequence. A
-// precomputed multiplier turns it into a multiply-high, an add and a shift (Granlund & Montgomery,
-// "Division by invariant integers using multiplication", 1994, round-up variant).
+// Division by a divisor fixed before launch, for index splits in kernels (the conv gathers split
+// every staged element's row into (n, p, q) and depth index into (c, r, s); batch norm finds an
+// element's channel). A GPU has no integer divider: `x / d` with a run-time d compiles to a
+// ~20-instruction reciprocal-and-correct sequence. A precomputed multiplier turns it into a
+// multiply-high, an add and a shift (Granlund & Montgomery, "Division by invariant integers using
+// multiplication", 1994, round-up variant).
 //
 // With p = ceil(log2 d) and m = floor(2^32 (2^p - d) / d) + 1 (fits in 32 bits),
 //   x / d = (mulhi(x, m) + x) >> p   for 0 <= x < 2^31,
@@ -12,7 +13,7 @@
 #pragma once
 #include <cstdint>
 
-namespace ember::cuda::conv {
+namespace ember::cuda {
 
 struct FastDiv {
   int d = 1;
@@ -40,4 +41,4 @@ struct FastDiv {
   }
 };
 
-}  // namespace ember::cuda::conv
+}  // namespace ember::cuda

@@ -22,6 +22,12 @@ void forward_eval(const BatchNormArgs& a, const float* x, const float* gamma, co
                   const float* running_mean, const float* running_var, float* y);
 void backward(const BatchNormArgs& a, const float* x, const float* y, const float* dy, const float* gamma,
               const float* save_mean, const float* save_invstd, float* dx, float* dgamma, float* dbeta);
+// The kernels' per-thread, per-channel and per-element code run by host loops on host pointers
+// (forward_train and backward with dgamma and dbeta required), so tests can check it without a GPU.
+void host_emulate_forward_train(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta, float* y,
+                                float* save_mean, float* save_invstd, float* running_mean, float* running_var);
+void host_emulate_backward(const BatchNormArgs& a, const float* x, const float* y, const float* dy, const float* gamma,
+                           const float* save_mean, const float* save_invstd, float* dx, float* dgamma, float* dbeta);
 }  // namespace ember_bn
 
 // cuDNN baselines (cudnn_ref.cu). Every function throws when ember was built without cuDNN.

@@ -2,6 +2,9 @@
 // Outputs are NaN-poisoned before every run.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <limits>
+
 #include <string>
 
 #include "kernels/cuda/variants.h"
@@ -208,13 +211,48 @@ BnRef batchnorm_ref(const BatchNormArgs& a, const std::vector<float>& x, const s
   return r;
 }
 
+// (N, C, HW): H*W % 4 == 0 takes the float4 path; 5 x 4100 and 5 x 4099 values per channel span
+// 2 and 5 of the statistics kernels' slices (4096 units each), so their merge is exercised.
+std::vector<std::array<int64_t, 3>> bn_shapes() { return {{3, 6, 1}, {3, 6, 35}, {3, 6, 64}, {5, 2, 4100}, {5, 2, 4099}}; }
+
+// No GPU needed: ember's batch-norm kernels' per-thread, per-channel and per-element code on the host.
+TEST(CudaBatchNormHost, HostEmulationMatchesReference) {
+  for (bool relu : {false, true})
+    for (const auto& [N, C, HW] : bn_shapes()) {
+      BatchNormArgs a;
+      a.N = N, a.C = C, a.HW = HW, a.relu = relu;
+      SCOPED_TRACE("relu " + std::to_string(relu) + " N " + std::to_string(N) + " C " + std::to_string(C) + " HW " +
+                   std::to_string(HW));
+      const size_t n = size_t(N * C * HW), nc = size_t(C);
+      const auto x = testing::random_floats(n, 11, 2.f, 5.f);  // non-zero mean: tests stability
+      const auto dy = testing::random_floats(n, 12), gamma = testing::random_floats(nc, 13, 0.5f, 1.5f);
+      const auto beta = testing::random_floats(nc, 14);
+      auto rm = testing::random_floats(nc, 15), rv = testing::random_floats(nc, 16, 0.5f, 2.f);
+      const BnRef ref = batchnorm_ref(a, x, gamma, beta, dy, rm, rv);
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> y(n, nan), mean(nc, nan), invstd(nc, nan), dx(n, nan), dgamma(nc, nan), dbeta(nc, nan);
+      ember_bn::host_emulate_forward_train(a, x.data(), gamma.data(), beta.data(), y.data(), mean.data(), invstd.data(),
+                                           rm.data(), rv.data());
+      ember_bn::host_emulate_backward(a, x.data(), y.data(), dy.data(), gamma.data(), mean.data(), invstd.data(),
+                                      dx.data(), dgamma.data(), dbeta.data());
+      EXPECT_LE(rel_norm_err(y, ref.y), 1e-5);
+      EXPECT_LE(rel_norm_err(mean, ref.mean), 1e-5);
+      EXPECT_LE(rel_norm_err(invstd, ref.invstd), 1e-4);
+      EXPECT_LE(rel_norm_err(rm, ref.running_mean), 1e-5);
+      EXPECT_LE(rel_norm_err(rv, ref.running_var), 1e-4);
+      EXPECT_LE(rel_norm_err(dx, ref.dx), 1e-4);
+      EXPECT_LE(rel_norm_err(dgamma, ref.dgamma), 1e-5);
+      EXPECT_LE(rel_norm_err(dbeta, ref.dbeta), 1e-5);
+    }
+}
+
 TEST(CudaBatchNorm, TrainEvalBackwardMatchReference) {
   EMBER_REQUIRE_CUDA();
   cuda_variant_ops();
   for (bool relu : {false, true})
-    for (int64_t HW : {int64_t(1), int64_t(35), int64_t(64)}) {  // 64: the float4 path
+    for (const auto& [N, channels, HW] : bn_shapes()) {
       BatchNormArgs a;
-      a.N = 3, a.C = 6, a.HW = HW, a.relu = relu;
+      a.N = N, a.C = channels, a.HW = HW, a.relu = relu;
       const size_t n = size_t(a.N * a.C * a.HW), C = size_t(a.C);
       const auto x_host = testing::random_floats(n, 11, 2.f, 5.f);  // non-zero mean: tests stability
       const auto dy_host = testing::random_floats(n, 12), gamma_host = testing::random_floats(C, 13, 0.5f, 1.5f);
@@ -222,7 +260,8 @@ TEST(CudaBatchNorm, TrainEvalBackwardMatchReference) {
       const auto rv_host = testing::random_floats(C, 16, 0.5f, 2.f);
       const BnRef ref = batchnorm_ref(a, x_host, gamma_host, beta_host, dy_host, rm_host, rv_host);
       for (const std::string& impl : impls_to_test()) {
-        SCOPED_TRACE("bn " + impl + " relu " + std::to_string(relu) + " HW " + std::to_string(HW));
+        SCOPED_TRACE("bn " + impl + " relu " + std::to_string(relu) + " N " + std::to_string(N) + " C " +
+                     std::to_string(channels) + " HW " + std::to_string(HW));
         kernels::set_variant("bn", impl);
         DeviceArray<float> x(x_host), dy(dy_host), gamma(gamma_host), beta(beta_host), rm(rm_host), rv(rv_host);
         DeviceArray<float> y(n), mean(C), invstd(C), dx(n), dgamma(C), dbeta(C);
