@@ -8,6 +8,7 @@
 #include "kernels/cuda/variants.h"
 #include "kernels/cuda/runtime.h"
 #include "kernels/cuda/block_reduce.cuh"
+#include "kernels/cuda/fast_div.cuh"
 
 namespace ember::cuda {
 namespace {
@@ -15,6 +16,20 @@ namespace {
 struct PoolGeom {
   int N, C, H, W, P, Q, kh, kw, sh, sw, ph, pw;
   bool include_pad;  // average pooling's divisor: the whole window, or its positions inside the input
+  // Index splits without run-time integer division (fast_div.cuh): by Q, P, W, H and the strides.
+  FastDiv div_Q, div_P, div_W, div_H, div_sh, div_sw;
+
+  // output i = (plane * P + p) * Q + q; input i = (plane * H + h) * W + w
+  __host__ __device__ void split_output(int i, int& plane, int& p, int& q) const {
+    int t;
+    div_Q.divmod(i, t, q);
+    div_P.divmod(t, plane, p);
+  }
+  __host__ __device__ void split_input(int i, int& plane, int& h, int& w) const {
+    int t;
+    div_W.divmod(i, t, w);
+    div_H.divmod(t, plane, h);
+  }
 };
 
 PoolGeom make_pool_geom(const Pool2dShape& s, const char* op) {
@@ -29,22 +44,28 @@ PoolGeom make_pool_geom(const Pool2dShape& s, const char* op) {
   EMBER_CUDA_REQUIRE(s.P() > 0 && s.Q() > 0, where + ": empty output");
   require_int32(s.N * s.C * s.H * s.W, where.c_str());
   require_int32(s.N * s.C * s.P() * s.Q(), where.c_str());  // outputs can outnumber inputs (e.g. k2 s1 p1)
-  return PoolGeom{int(s.N), int(s.C), int(s.H), int(s.W), int(s.P()), int(s.Q()), int(s.kernel_h),
-                  int(s.kernel_w), int(s.stride_h), int(s.stride_w), int(s.pad_h), int(s.pad_w), s.count_include_pad};
+  PoolGeom g{};
+  g.N = int(s.N), g.C = int(s.C), g.H = int(s.H), g.W = int(s.W), g.P = int(s.P()), g.Q = int(s.Q());
+  g.kh = int(s.kernel_h), g.kw = int(s.kernel_w), g.sh = int(s.stride_h), g.sw = int(s.stride_w);
+  g.ph = int(s.pad_h), g.pw = int(s.pad_w), g.include_pad = s.count_include_pad;
+  g.div_Q = FastDiv(g.Q), g.div_P = FastDiv(g.P), g.div_W = FastDiv(g.W), g.div_H = FastDiv(g.H);
+  g.div_sh = FastDiv(g.sh), g.div_sw = FastDiv(g.sw);
+  return g;
 }
 
 // Output windows [first, last] along one axis that contain input position `pos`.
-__host__ __device__ inline void covering_windows(int pos, int pad, int kernel, int stride, int out, int& first,
-                                                 int& last) {
+__host__ __device__ inline void covering_windows(int pos, int pad, int kernel, const FastDiv& stride, int out,
+                                                 int& first, int& last) {
   const int shifted = pos + pad;
-  first = shifted < kernel ? 0 : (shifted - kernel) / stride + 1;
-  last = min(shifted / stride, out - 1);
+  first = shifted < kernel ? 0 : stride.div(shifted - kernel) + 1;
+  last = min(stride.div(shifted), out - 1);
 }
 
 // The per-value math, shared by the kernels and the host emulation (tests without a GPU).
 // Max of output window i (flat NCPQ index); *index gets h * W + w of the first maximum.
 __host__ __device__ inline float max_pool_forward_at(const PoolGeom& g, const float* x, int i, int64_t* index) {
-  const int q = i % g.Q, p = (i / g.Q) % g.P, plane = i / (g.Q * g.P);
+  int plane, p, q;
+  g.split_output(i, plane, p, q);
   const float* src = x + size_t(plane) * g.H * g.W;
   float best = -INFINITY;
   int best_index = -1;
@@ -67,10 +88,11 @@ __host__ __device__ inline float max_pool_forward_at(const PoolGeom& g, const fl
 
 // dx value i (flat NCHW index) = sum of dy over the windows whose argmax is this input.
 __host__ __device__ inline float max_pool_backward_at(const PoolGeom& g, const float* dy, const int64_t* indices, int i) {
-  const int w = i % g.W, h = (i / g.W) % g.H, plane = i / (g.W * g.H);
+  int plane, h, w;
+  g.split_input(i, plane, h, w);
   int p0, p1, q0, q1;
-  covering_windows(h, g.ph, g.kh, g.sh, g.P, p0, p1);
-  covering_windows(w, g.pw, g.kw, g.sw, g.Q, q0, q1);
+  covering_windows(h, g.ph, g.kh, g.div_sh, g.P, p0, p1);
+  covering_windows(w, g.pw, g.kw, g.div_sw, g.Q, q0, q1);
   const int64_t self = h * g.W + w;
   float sum = 0.f;
   for (int p = p0; p <= p1; ++p)
@@ -91,7 +113,8 @@ __host__ __device__ inline float avg_divisor(const PoolGeom& g, int p, int q) {
 }
 
 __host__ __device__ inline float avg_pool_forward_at(const PoolGeom& g, const float* x, int i) {
-  const int q = i % g.Q, p = (i / g.Q) % g.P, plane = i / (g.Q * g.P);
+  int plane, p, q;
+  g.split_output(i, plane, p, q);
   const float* src = x + size_t(plane) * g.H * g.W;
   float sum = 0.f;
   for (int h = max(p * g.sh - g.ph, 0); h < min(p * g.sh - g.ph + g.kh, g.H); ++h)
@@ -100,10 +123,11 @@ __host__ __device__ inline float avg_pool_forward_at(const PoolGeom& g, const fl
 }
 
 __host__ __device__ inline float avg_pool_backward_at(const PoolGeom& g, const float* dy, int i) {
-  const int w = i % g.W, h = (i / g.W) % g.H, plane = i / (g.W * g.H);
+  int plane, h, w;
+  g.split_input(i, plane, h, w);
   int p0, p1, q0, q1;
-  covering_windows(h, g.ph, g.kh, g.sh, g.P, p0, p1);
-  covering_windows(w, g.pw, g.kw, g.sw, g.Q, q0, q1);
+  covering_windows(h, g.ph, g.kh, g.div_sh, g.P, p0, p1);
+  covering_windows(w, g.pw, g.kw, g.div_sw, g.Q, q0, q1);
   float sum = 0.f;
   if (g.include_pad) {  // one divisor for every window: divide once
     for (int p = p0; p <= p1; ++p)
