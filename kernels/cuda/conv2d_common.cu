@@ -39,6 +39,7 @@ Geom make_geom(const Conv2dShape& s, const char* pass) {
   g.div_Q = FastDiv(g.Q), g.div_P = FastDiv(g.P), g.div_W = FastDiv(g.W), g.div_H = FastDiv(g.H);
   g.div_S = FastDiv(g.S), g.div_R = FastDiv(g.R), g.div_RS = FastDiv(g.R * g.S), g.div_PQ = FastDiv(g.P * g.Q);
   g.div_stride_h = FastDiv(g.stride_h), g.div_stride_w = FastDiv(g.stride_w);
+  g.div_K = FastDiv(g.K), g.div_C = FastDiv(g.C), g.div_Kg = FastDiv(g.Kg);
   return g;
 }
 

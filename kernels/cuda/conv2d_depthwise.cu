@@ -13,8 +13,10 @@ namespace {
 // y value i (flat NKPQ index).
 __host__ __device__ inline float depthwise_forward_at(const Geom& g, const float* x, const float* w,
                                                       const float* bias, int i) {
-  const int q = i % g.Q, p = (i / g.Q) % g.P, k = (i / (g.Q * g.P)) % g.K, n = i / (g.Q * g.P * g.K);
-  const int c = k / g.Kg;  // the group's only input channel
+  int nk, p, q, n, k;
+  g.split_output(i, nk, p, q);  // nk = n * K + k
+  g.div_K.divmod(nk, n, k);
+  const int c = g.div_Kg.div(k);  // the group's only input channel
   const float* plane = x + (n * g.C + c) * g.H * g.W;
   float sum = bias ? bias[k] : 0.f;
   for (int r = 0; r < g.R; ++r) {
@@ -30,20 +32,24 @@ __host__ __device__ inline float depthwise_forward_at(const Geom& g, const float
 
 // dx value i (flat NCHW index): every (k, r, s, p, q) whose window tap lands on it.
 __host__ __device__ inline float depthwise_backward_data_at(const Geom& g, const float* dy, const float* w, int i) {
-  const int wx = i % g.W, h = (i / g.W) % g.H, c = (i / (g.W * g.H)) % g.C, n = i / (g.W * g.H * g.C);
+  int nc, h, wx, n, c;
+  g.split_input(i, nc, h, wx);  // nc = n * C + c
+  g.div_C.divmod(nc, n, c);
   float sum = 0.f;
   for (int kk = 0; kk < g.Kg; ++kk) {
     const int k = c * g.Kg + kk;
     for (int r = 0; r < g.R; ++r) {
       const int ph = h + g.pad_h - r * g.dil_h;
-      if (ph < 0 || ph % g.stride_h) continue;
-      const int p = ph / g.stride_h;
-      if (p >= g.P) continue;
+      if (ph < 0) continue;
+      int p, ph_rem;
+      g.div_stride_h.divmod(ph, p, ph_rem);
+      if (ph_rem != 0 || p >= g.P) continue;
       for (int s = 0; s < g.S; ++s) {
         const int pw = wx + g.pad_w - s * g.dil_w;
-        if (pw < 0 || pw % g.stride_w) continue;
-        const int q = pw / g.stride_w;
-        if (q < g.Q) sum += dy[((n * g.K + k) * g.P + p) * g.Q + q] * w[(k * g.R + r) * g.S + s];
+        if (pw < 0) continue;
+        int q, pw_rem;
+        g.div_stride_w.divmod(pw, q, pw_rem);
+        if (pw_rem == 0 && q < g.Q) sum += dy[((n * g.K + k) * g.P + p) * g.Q + q] * w[(k * g.R + r) * g.S + s];
       }
     }
   }
@@ -52,9 +58,11 @@ __host__ __device__ inline float depthwise_backward_data_at(const Geom& g, const
 
 // One term of dw[k, 0, r, s] (weight index `widx` = (k * R + r) * S + s): output pixel j of N*P*Q.
 __host__ __device__ inline float depthwise_weight_term(const Geom& g, const float* x, const float* dy, int widx, int j) {
-  const int rs = widx % (g.R * g.S), k = widx / (g.R * g.S);
-  const int r = rs / g.S, s = rs % g.S, c = k / g.Kg;
-  const int q = j % g.Q, p = (j / g.Q) % g.P, n = j / (g.Q * g.P);
+  int k, rs, r, s, n, p, q;
+  g.div_RS.divmod(widx, k, rs);
+  g.div_S.divmod(rs, r, s);
+  const int c = g.div_Kg.div(k);
+  g.split_output(j, n, p, q);
   const int h = p * g.stride_h - g.pad_h + r * g.dil_h, wx = q * g.stride_w - g.pad_w + s * g.dil_w;
   if (h < 0 || h >= g.H || wx < 0 || wx >= g.W) return 0.f;
   return x[((n * g.C + c) * g.H + h) * g.W + wx] * dy[((n * g.K + k) * g.P + p) * g.Q + q];

@@ -23,6 +23,7 @@ struct Geom {
   int groups, Cg, Kg;  // channels per group
   // Dividers for the gathers' index splits (fast_div.cuh), set by make_geom.
   FastDiv div_Q, div_P, div_W, div_H, div_S, div_R, div_RS, div_PQ, div_stride_h, div_stride_w;
+  FastDiv div_K, div_C, div_Kg;  // the depthwise kernels' channel splits
 
   // output pixel row = (n * P + p) * Q + q
   __host__ __device__ void split_output(int row, int& n, int& p, int& q) const {

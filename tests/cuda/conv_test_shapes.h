@@ -37,6 +37,7 @@ inline std::vector<cpu::Conv2dShape> test_shapes() {
       make(1, 16, 9, 7, 20, 3, 5, 2, 1),          // stride 2, non-square filter
       make(2, 8, 12, 10, 12, 3, 3, 2, 2, 2, 4),   // dilation 2, 4 groups
       make(2, 6, 10, 9, 12, 3, 3, 1, 1, 1, 6),    // depthwise with multiplier 2
+      make(2, 4, 9, 11, 4, 3, 3, 2, 1, 1, 4),     // depthwise, stride 2 (MobileNet downsampling)
       make(3, 70, 5, 6, 33, 1, 1, 1, 0),          // 1x1, sizes not multiples of the tiles
       make(4, 32, 14, 14, 64, 3, 3, 1, 1),        // long weight-gradient depth (split path)
       make(1, 5, 4, 4, 7, 5, 5, 1, 2),            // filter as large as the padded input
