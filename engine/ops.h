@@ -27,6 +27,7 @@ Tensor log(const Tensor& x);
 Tensor pow(const Tensor& x, double exponent);
 Tensor sqrt(const Tensor& x);
 Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);  // -1, 0 or 1 (0 for NaN); not differentiable: the result needs no grad
 Tensor clamp(const Tensor& x, double lo, double hi);
 Tensor relu(const Tensor& x);
 Tensor relu6(const Tensor& x);

@@ -219,6 +219,10 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
 }
 
 Tensor& Tensor::mul_(double factor) {
+  if (device() == Device::CUDA) {  // the product on the GPU, then a device copy (copy_ names a strided tensor)
+    NoGradGuard no_grad;
+    return copy_(detach() * factor);
+  }
   check_cpu("mul_", *this);
   dispatch_float(dtype(), "mul_", [&]<class T>() {
     T* d = data<T>();

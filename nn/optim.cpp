@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "engine/autograd.h"
+#include "engine/ops.h"
 #include "engine/strided.h"
 
 namespace ember {
@@ -166,6 +167,12 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   const bool inf_norm = std::isinf(norm_type);
   double acc = 0.0;  // sum of |g|^p, or max |g| for the inf-norm; in double whatever the dtype
   for (const auto& g : grads) {
+    if (g.device() == Device::CUDA) {  // a reduction on the GPU per gradient; the float sum is added in double
+      EMBER_CHECK(norm_type == 1.0 || norm_type == 2.0, "clip_grad_norm_: the ", norm_type, "-norm of CUDA gradient ",
+                  g.str(), " is not implemented on the GPU (norm_type 1 and 2 are)");
+      acc += (norm_type == 2.0 ? sum(g * g) : sum(abs(g))).item();
+      continue;
+    }
     check_cpu("clip_grad_norm_", g);
     dispatch_float(g.dtype(), "clip_grad_norm_", [&]<class T>() {
       const T* base = g.data<T>();

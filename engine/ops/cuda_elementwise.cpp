@@ -82,6 +82,16 @@ Tensor neg(const Tensor& x_in) {
   return y;
 }
 
+Tensor unary(UnaryFn fn, const Tensor& x_in, const char* name) {
+  static constexpr cuda::UnaryOp kernel_op[] = {cuda::UnaryOp::Exp,     cuda::UnaryOp::Log,  cuda::UnaryOp::Sqrt,
+                                                cuda::UnaryOp::Abs,     cuda::UnaryOp::Sigmoid, cuda::UnaryOp::Tanh,
+                                                cuda::UnaryOp::Sign};
+  const Tensor x = dense(x_in);
+  Tensor y = empty_like_cuda(x.shape());
+  if (y.numel() > 0) cuda::unary(kernel_op[int(fn)], y.numel(), cf(x, name), mf(y, name));
+  return y;
+}
+
 Tensor sum(const Tensor& x_in, std::vector<int64_t> dims, const Shape& out_shape) {
   Tensor cur = dense(x_in);
   if (dims.empty()) return broadcast_to(cur, out_shape);  // nothing reduced: a copy
@@ -120,6 +130,7 @@ Tensor binary(Binary, const Tensor&, const Tensor&, const char* name) { unreacha
 Tensor broadcast_to(const Tensor&, const Shape&) { unreachable("broadcast_to"); }
 Tensor dense(const Tensor&) { unreachable("contiguous"); }
 Tensor neg(const Tensor&) { unreachable("neg"); }
+Tensor unary(UnaryFn, const Tensor&, const char* name) { unreachable(name); }
 Tensor sum(const Tensor&, std::vector<int64_t>, const Shape&) { unreachable("sum"); }
 Tensor argmax(const Tensor&, int64_t, const Shape&) { unreachable("argmax"); }
 }  // namespace ember::cuda_ops

@@ -1,6 +1,6 @@
 // The CUDA side of the differentiable ops: what conv2d, relu, max_pool2d, avg_pool2d, linear, dropout,
-// cross_entropy, batch_norm, add_, the elementwise arithmetic, sum/mean/argmax and the SGD/AdamW
-// steps do when their tensors live on the GPU. Each op file checks `on_cuda(x)` first and hands the
+// cross_entropy, batch_norm, add_, the elementwise arithmetic and math (exp, log, sqrt, abs, sign,
+// sigmoid, tanh), sum/mean/argmax and the SGD/AdamW steps do when their tensors live on the GPU. Each op file checks `on_cuda(x)` first and hands the
 // call here; forward and backward sit side by side in engine/ops/cuda_ops.cpp (elementwise and
 // reductions in cuda_elementwise.cpp, whose autograd the op files record), on the kernels of
 // kernels/cuda/cuda_api.h (ember's own conv, pooling and batchnorm kernels, or cuDNN, as EMBER_CONV /
@@ -46,6 +46,8 @@ Tensor binary(Binary op, const Tensor& a, const Tensor& b, const char* name);  /
 Tensor broadcast_to(const Tensor& x, const Shape& shape);  // x expanded to shape, materialised
 Tensor dense(const Tensor& x);                             // x, or a contiguous copy of it
 Tensor neg(const Tensor& x);
+enum class UnaryFn { Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Sign };
+Tensor unary(UnaryFn fn, const Tensor& x, const char* name);  // y = fn(x), contiguous
 // Sum over `dims` (wrapped, distinct); the result has out_shape (keepdim or not, as the op chose).
 Tensor sum(const Tensor& x, std::vector<int64_t> dims, const Shape& out_shape);
 Tensor argmax(const Tensor& x, int64_t dim, const Shape& out_shape);  // int64, first maximum

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "engine/ops.h"
+#include "engine/ops/composed.h"
 #include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 
@@ -86,21 +87,23 @@ Tensor elementwise_loss(const char* op, const std::vector<Tensor>& record_inputs
   });
 }
 
-// pred/target checks shared by the regression losses and BCE.
-void check_pair(const char* op, const Tensor& pred, const Tensor& target) {
+// pred/target checks shared by the regression losses and BCE; true when they are on the GPU (then
+// the op runs its composed.h form; the fused loops below are CPU code).
+bool check_pair(const char* op, const Tensor& pred, const Tensor& target) {
   check_defined(op, pred, "input");
   check_defined(op, target, "target");
-  check_cpu(op, pred);
-  check_cpu(op, target);
+  check_same_device(op, pred, target);
   check_floating(op, pred);
   check_same_dtype(op, pred, target);
   EMBER_CHECK(pred.shape() == target.shape(), op, ": input ", pred.str(), " and target ", target.str(),
               " must have the same shape");
+  if (cuda_ops::on_cuda(pred)) return true;
+  check_cpu(op, pred);
+  return false;
 }
 
 template <class F>
 Tensor regression_loss(const char* op, const Tensor& pred, const Tensor& target, Reduction red, F f) {
-  check_pair(op, pred, target);
   Tensor p = pred.detach().contiguous(), t = target.detach().contiguous();
   return elementwise_loss(op, {pred, target}, p, t, Tensor(), red, [f](auto x, auto y, auto) {
     using T = decltype(x);
@@ -114,10 +117,12 @@ Tensor regression_loss(const char* op, const Tensor& pred, const Tensor& target,
 // ---- regression losses ------------------------------------------------------------------------
 
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
+  if (check_pair("mse_loss", pred, target)) return composed::mse_loss(pred, target, reduction);
   return regression_loss("mse_loss", pred, target, reduction, [](auto d) { return std::array{d * d, 2 * d}; });
 }
 
 Tensor l1_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
+  if (check_pair("l1_loss", pred, target)) return composed::l1_loss(pred, target, reduction);
   return regression_loss("l1_loss", pred, target, reduction, [](auto d) {
     using T = decltype(d);
     return std::array{std::abs(d), T(d > 0 ? 1 : d < 0 ? -1 : 0)};
@@ -127,6 +132,7 @@ Tensor l1_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
 // 0.5 d^2 / beta where |d| < beta, |d| - 0.5 beta elsewhere (beta = 0 is the L1 loss).
 Tensor smooth_l1_loss(const Tensor& pred, const Tensor& target, double beta, Reduction reduction) {
   EMBER_CHECK(beta >= 0, "smooth_l1_loss: beta=", beta, " must be >= 0 (input ", pred.str(), ")");
+  if (check_pair("smooth_l1_loss", pred, target)) return composed::smooth_l1_loss(pred, target, beta, reduction);
   return regression_loss("smooth_l1_loss", pred, target, reduction, [beta](auto d) {
     using T = decltype(d);
     const T b = T(beta), ad = std::abs(d);
@@ -141,15 +147,16 @@ Tensor smooth_l1_loss(const Tensor& pred, const Tensor& target, double beta, Red
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, const Tensor& pos_weight,
                                         Reduction reduction) {
   const char* op = "binary_cross_entropy_with_logits";
-  check_pair(op, logits, target);
+  const bool gpu = check_pair(op, logits, target);
   Tensor pw;
   if (pos_weight.defined()) {
     check_same_dtype(op, logits, pos_weight);
-    check_cpu(op, pos_weight);
+    check_same_device(op, logits, pos_weight);
     EMBER_CHECK(broadcast_shapes(logits.shape(), pos_weight.shape(), op) == logits.shape(), op, ": pos_weight ",
                 pos_weight.str(), " does not broadcast to input ", logits.str());
-    pw = pos_weight.detach().expand(logits.shape()).contiguous();
+    if (!gpu) pw = pos_weight.detach().expand(logits.shape()).contiguous();
   }
+  if (gpu) return composed::binary_cross_entropy_with_logits(logits, target, pos_weight, reduction);
   Tensor x = logits.detach().contiguous(), t = target.detach().contiguous();
   return elementwise_loss(op, {logits, target, pos_weight}, x, t, pw, reduction, [has_pw = pw.defined()](auto xv,
                                                                                                         auto tv,

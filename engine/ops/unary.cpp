@@ -2,6 +2,7 @@
 // Backwards that need the input save x.detach(); those cheaper from the output save y.detach().
 #include <cmath>
 
+#include "engine/ops/composed.h"
 #include "engine/ops/cuda_ops.h"
 #include "engine/ops/elementwise_impl.h"
 
@@ -17,6 +18,14 @@ Tensor record_unary(const char* op, const Tensor& x, Tensor y, DF df) {
     return std::vector<Tensor>{binary_map(op, g, df(x, y), [](auto a, auto b) { return a * b; })};
   });
 }
+// On the GPU: the kernel's forward, and composed.h's backward (made of ops with GPU paths; the tests
+// check those formulas on the CPU against the derivatives below).
+Tensor on_gpu(cuda_ops::UnaryFn fn, composed::Unary grad, const char* op, const Tensor& x) {
+  Tensor y = cuda_ops::unary(fn, x, op);
+  return record(op, y, {x}, [grad, x = x.detach(), y = y.detach()](const Tensor& g) {
+    return std::vector<Tensor>{composed::unary_backward(grad, g, x, y)};
+  });
+}
 // Elementwise derivative tensor from a lambda on (x, y) values.
 template <class F>
 Tensor deriv(const Tensor& x, const Tensor& y, F f) {
@@ -30,11 +39,13 @@ Tensor neg(const Tensor& x) {
 }
 
 Tensor exp(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return on_gpu(cuda_ops::UnaryFn::Exp, composed::Unary::Exp, "exp", x);
   Tensor y = unary_map("exp", x, [](auto v) { return std::exp(v); });
   return record_unary("exp", x, y, [](const Tensor&, const Tensor& y) { return y; });
 }
 
 Tensor log(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return on_gpu(cuda_ops::UnaryFn::Log, composed::Unary::Log, "log", x);
   Tensor y = unary_map("log", x, [](auto v) { return std::log(v); });
   return record_unary("log", x, y, [](const Tensor& x, const Tensor& y) {
     return deriv(x, y, [](auto a, auto) { return decltype(a)(1) / a; });
@@ -53,6 +64,7 @@ Tensor pow(const Tensor& x, double e) {
 }
 
 Tensor sqrt(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return on_gpu(cuda_ops::UnaryFn::Sqrt, composed::Unary::Sqrt, "sqrt", x);
   Tensor y = unary_map("sqrt", x, [](auto v) { return std::sqrt(v); });
   return record_unary("sqrt", x, y, [](const Tensor& x, const Tensor& y) {
     return deriv(x, y, [](auto, auto b) { return decltype(b)(0.5) / b; });
@@ -60,10 +72,17 @@ Tensor sqrt(const Tensor& x) {
 }
 
 Tensor abs(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return on_gpu(cuda_ops::UnaryFn::Abs, composed::Unary::Abs, "abs", x);
   Tensor y = unary_map("abs", x, [](auto v) { return std::abs(v); });
   return record_unary("abs", x, y, [](const Tensor& x, const Tensor& y) {
     return deriv(x, y, [](auto a, auto) { return decltype(a)(a > 0 ? 1 : a < 0 ? -1 : 0); });
   });
+}
+
+// Not differentiable (its derivative is 0 wherever it exists): the result is recorded on no tape.
+Tensor sign(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return cuda_ops::unary(cuda_ops::UnaryFn::Sign, x.detach(), "sign");
+  return unary_map("sign", x.detach(), [](auto v) { return decltype(v)((v > 0) - (v < 0)); });
 }
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
@@ -107,6 +126,7 @@ Tensor leaky_relu(const Tensor& x, double slope) {
 }
 
 Tensor sigmoid(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return on_gpu(cuda_ops::UnaryFn::Sigmoid, composed::Unary::Sigmoid, "sigmoid", x);
   Tensor y = unary_map("sigmoid", x, [](auto v) {
     using T = decltype(v);
     // Split by sign so exp never overflows.
@@ -118,6 +138,7 @@ Tensor sigmoid(const Tensor& x) {
 }
 
 Tensor tanh(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return on_gpu(cuda_ops::UnaryFn::Tanh, composed::Unary::Tanh, "tanh", x);
   Tensor y = unary_map("tanh", x, [](auto v) { return std::tanh(v); });
   return record_unary("tanh", x, y, [](const Tensor& x, const Tensor& y) {
     return deriv(x, y, [](auto, auto t) { return decltype(t)(1) - t * t; });

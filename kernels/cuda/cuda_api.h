@@ -115,7 +115,7 @@ void batchnorm_backward(const BatchNormArgs& a, const float* x, const float* y, 
 
 // ---- elementwise (elementwise.cu) ----
 enum class BinaryOp { Add, Sub, Mul, Div };
-enum class UnaryOp { Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Abs };
+enum class UnaryOp { Neg, Exp, Log, Sqrt, Tanh, Sigmoid, Relu, Abs, Sign };
 constexpr int kMaxDims = 8;
 // out[i] (contiguous, `shape`) = a[...] op b[...]; strides are in elements, 0 broadcasts a dimension.
 struct BroadcastArgs {

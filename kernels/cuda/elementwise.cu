@@ -56,6 +56,7 @@ __device__ __forceinline__ float apply_unary(UnaryOp op, float v) {
     case UnaryOp::Sigmoid: return 1.f / (1.f + expf(-v));
     case UnaryOp::Relu: return fmaxf(v, 0.f);
     case UnaryOp::Abs: return fabsf(v);
+    case UnaryOp::Sign: return float((v > 0.f) - (v < 0.f));  // 0 for NaN, as the CPU op
   }
   return v;
 }

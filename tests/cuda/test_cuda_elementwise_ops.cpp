@@ -1,7 +1,8 @@
 // The elementwise and reduction ops through autograd on the GPU (engine/ops/cuda_elementwise.cpp)
 // against the same expressions on the CPU: broadcasting add/sub/mul/div (whose backward sums over
 // the broadcast dims on the GPU too), scalar operands, neg, sum and mean over dims, argmax, a
-// permuted (non-contiguous) input, and a scaled loss. Skips without a device; written in a session
+// permuted (non-contiguous) input, a scaled loss, the math ops (exp, log, sqrt, abs, sign, sigmoid,
+// tanh), the regression losses and BCE, and gradient clipping. Skips without a device; written in a session
 // without a GPU.
 #include <gtest/gtest.h>
 
@@ -11,6 +12,7 @@
 
 #include "engine/ops.h"
 #include "engine/rng.h"
+#include "nn/optim.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace ember {
@@ -82,6 +84,63 @@ TEST(CudaElementwise, ScaledCrossEntropyMatchesCpu) {
   expect_same_on_gpu("cross_entropy * 0.25", {logits}, [&](const auto& v) {
     return cross_entropy(v[0], target.to(v[0].device())) * 0.25;
   });
+}
+
+// exp, log, sqrt, abs, sigmoid and tanh: the kernel forward and composed.h's backward (whose formulas
+// tests/test_composed_ops.cpp checks on the CPU); sign, which needs no gradient.
+TEST(CudaElementwise, MathOpsAndTheirGradientsMatchCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(24);
+  const Tensor x = Tensor::normal({4, 33}, 0, 1.5, gen), positive = Tensor::uniform({4, 33}, 0.2, 3, gen);
+  expect_same_on_gpu("exp", {x}, [](const auto& v) { return exp(v[0]); });
+  expect_same_on_gpu("log", {positive}, [](const auto& v) { return log(v[0]); });
+  expect_same_on_gpu("sqrt", {positive}, [](const auto& v) { return sqrt(v[0]); });
+  expect_same_on_gpu("abs", {x}, [](const auto& v) { return abs(v[0]); });
+  expect_same_on_gpu("sigmoid", {x}, [](const auto& v) { return sigmoid(v[0]); });
+  expect_same_on_gpu("tanh", {x}, [](const auto& v) { return tanh(v[0]); });
+  const Tensor s = sign(x.to(Device::CUDA));
+  ASSERT_EQ(s.device(), Device::CUDA);
+  EXPECT_EQ(s.to(Device::CPU).to_vector<float>(), sign(x).to_vector<float>());
+}
+
+// The regression losses and BCE-with-logits run their composed.h forms on the GPU.
+TEST(CudaElementwise, RegressionLossesAndBceMatchCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(25);
+  const Tensor pred = Tensor::normal({8, 3}, 0, 2, gen), target = Tensor::normal({8, 3}, 0, 2, gen);
+  const Tensor prob = Tensor::uniform({8, 3}, 0, 1, gen), pos_weight = Tensor::uniform({3}, 0.5, 3, gen);
+  for (Reduction r : {Reduction::Mean, Reduction::Sum, Reduction::None}) {
+    expect_same_on_gpu("mse", {pred, target}, [r](const auto& v) { return mse_loss(v[0], v[1], r); });
+    expect_same_on_gpu("l1", {pred, target}, [r](const auto& v) { return l1_loss(v[0], v[1], r); });
+    expect_same_on_gpu("smooth_l1", {pred, target}, [r](const auto& v) { return smooth_l1_loss(v[0], v[1], 1.0, r); });
+    expect_same_on_gpu("bce", {pred, prob, pos_weight},
+                       [r](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1], v[2], r); });
+  }
+}
+
+// clip_grad_norm_ over CUDA gradients (norms 1 and 2) scales them like the CPU version.
+TEST(CudaElementwise, ClipGradNormMatchesCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(26);
+  const Tensor w = Tensor::normal({5, 7}, 0, 1, gen), b = Tensor::normal({7}, 0, 1, gen);
+  for (double norm_type : {1.0, 2.0}) {
+    double total[2];
+    std::vector<Tensor> grads[2];
+    for (int d = 0; d < 2; ++d) {
+      const Device dev = d == 0 ? Device::CPU : Device::CUDA;
+      Tensor pw = w.to(dev).detach(), pb = b.to(dev).detach();
+      pw.requires_grad_(), pb.requires_grad_();
+      sum((pw * pw) * 3.0).backward();  // gradients 6 w and 1: a norm well above max_norm
+      sum(pb).backward();
+      total[d] = clip_grad_norm_({pw, pb}, 0.5, norm_type);
+      grads[d] = {pw.grad(), pb.grad()};
+    }
+    EXPECT_NEAR(total[1], total[0], 1e-5 * total[0]) << "norm " << norm_type;
+    for (int i = 0; i < 2; ++i) {
+      EXPECT_EQ(grads[1][i].device(), Device::CUDA);
+      EXPECT_LE(rel_err(grads[1][i], grads[0][i]), 1e-6) << "norm " << norm_type << ", gradient " << i;
+    }
+  }
 }
 
 }  // namespace

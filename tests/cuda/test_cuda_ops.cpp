@@ -45,7 +45,7 @@ TEST(CudaElementwise, ContiguousVectorisedAndUnary) {
   for (size_t i = 0; i < n; ++i) want[i] = a_host[i] * b_host[i];
   EXPECT_LE(rel_norm_err(out.download(), want), 1e-7);
   for (UnaryOp op : {UnaryOp::Neg, UnaryOp::Exp, UnaryOp::Log, UnaryOp::Sqrt, UnaryOp::Tanh, UnaryOp::Sigmoid,
-                     UnaryOp::Relu, UnaryOp::Abs}) {
+                     UnaryOp::Relu, UnaryOp::Abs, UnaryOp::Sign}) {
     for (size_t i = 0; i < n; ++i) {
       const double x = a_host[i] - 1.0;  // negatives too, except where the op needs x > 0
       const double v = (op == UnaryOp::Log || op == UnaryOp::Sqrt) ? a_host[i] : x;
@@ -58,6 +58,7 @@ TEST(CudaElementwise, ContiguousVectorisedAndUnary) {
         case UnaryOp::Sigmoid: want[i] = float(1 / (1 + std::exp(-v))); break;
         case UnaryOp::Relu: want[i] = float(std::max(v, 0.0)); break;
         case UnaryOp::Abs: want[i] = float(std::fabs(v)); break;
+        case UnaryOp::Sign: want[i] = float((v > 0) - (v < 0)); break;
       }
     }
     std::vector<float> input(n);
