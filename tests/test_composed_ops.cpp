@@ -1,7 +1,8 @@
 // The device-agnostic op forms the GPU runs where it has no kernel of its own (engine/ops/composed.h),
 // checked on the CPU in float64 against the fused CPU ops: the unary backward formulas against the
 // CPU ops' autograd, and the regression losses and BCE-with-logits (values and every gradient, each
-// reduction) against loss.cpp's one-pass loops. Also sign(), which the abs backward uses.
+// reduction) against loss.cpp's one-pass loops, softmax and log_softmax against softmax.cpp's.
+// Also sign(), which the abs backward uses.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -110,6 +111,18 @@ TEST(ComposedOps, BceWithLogitsMatchesTheFusedCpuLoss) {
     expect_same_loss("bce pos_weight" + red, {logits, target, pos_weight},
                      [r](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1], v[2], r); },
                      [r](const auto& v) { return composed::binary_cross_entropy_with_logits(v[0], v[1], v[2], r); });
+  }
+}
+
+TEST(ComposedOps, SoftmaxAndLogSoftmaxMatchTheFusedCpuOps) {
+  // Rows with large offsets: without the max shift exp would overflow.
+  const Tensor x = rand64({3, 4, 5}, 30, -3, 3) + rand64({3, 4, 1}, 31, 700, 800);
+  for (int64_t dim : {0, 1, -1}) {
+    SCOPED_TRACE("dim " + std::to_string(dim));
+    expect_same_loss("softmax", {x}, [dim](const auto& v) { return softmax(v[0], dim); },
+                     [dim](const auto& v) { return composed::softmax(v[0], dim < 0 ? dim + 3 : dim, false); });
+    expect_same_loss("log_softmax", {x}, [dim](const auto& v) { return log_softmax(v[0], dim); },
+                     [dim](const auto& v) { return composed::softmax(v[0], dim < 0 ? dim + 3 : dim, true); });
   }
 }
 

@@ -23,6 +23,12 @@ Tensor reduce(const Tensor& per_element, Reduction reduction) {
   return per_element;
 }
 
+Tensor softmax(const Tensor& x, int64_t dim, bool log_output) {
+  const Tensor z = x - max(x.detach(), dim, /*keepdim=*/true);
+  const Tensor e = exp(z), total = sum(e, {dim}, /*keepdim=*/true);
+  return log_output ? z - log(total) : e / total;
+}
+
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction) {
   const Tensor d = pred - target;
   return reduce(d * d, reduction);

@@ -17,6 +17,10 @@ Tensor unary_backward(Unary op, const Tensor& g, const Tensor& x, const Tensor& 
 
 Tensor reduce(const Tensor& per_element, Reduction reduction);  // None: as is; Mean; Sum
 
+// softmax / log_softmax along dim, shifted by the (detached) row maximum: exp never overflows, and
+// the shift, constant per row, changes neither the value nor the gradient.
+Tensor softmax(const Tensor& x, int64_t dim, bool log_output);
+
 // The regression losses and BCE-with-logits, with the CPU ops' definitions (engine/ops/loss.cpp).
 Tensor mse_loss(const Tensor& pred, const Tensor& target, Reduction reduction);
 Tensor l1_loss(const Tensor& pred, const Tensor& target, Reduction reduction);

@@ -8,6 +8,7 @@
 
 #ifdef EMBER_WITH_CUDA
 #include <algorithm>
+#include <utility>
 #include <functional>
 #include <numeric>
 
@@ -108,16 +109,27 @@ Tensor sum(const Tensor& x_in, std::vector<int64_t> dims, const Shape& out_shape
   return cur.reshape(out_shape);
 }
 
-Tensor argmax(const Tensor& x_in, int64_t dim, const Shape& out_shape) {
+namespace {
+// The maxima of x along dim and their first indices (one reduce_dim pass gives both).
+std::pair<Tensor, Tensor> max_along(const Tensor& x_in, int64_t dim, const char* op) {
   const Tensor x = dense(x_in);
   const Shape& s = x.shape();
   const int64_t outer = product(s, 0, size_t(dim)), len = s[size_t(dim)], inner = product(s, size_t(dim) + 1, s.size());
   Tensor best = empty_like_cuda({outer * inner});
   Tensor index = Tensor::empty({outer * inner}, DType::Int64, Device::CUDA);
   if (index.numel() > 0)
-    cuda::reduce_dim(cuda::ReduceOp::Max, outer, len, inner, cf(x, "argmax"), mf(best, "argmax"),
+    cuda::reduce_dim(cuda::ReduceOp::Max, outer, len, inner, cf(x, op), mf(best, op),
                      static_cast<int64_t*>(index.raw_data()));
-  return index.reshape(out_shape);
+  return {best, index};
+}
+}  // namespace
+
+Tensor argmax(const Tensor& x, int64_t dim, const Shape& out_shape) {
+  return max_along(x, dim, "argmax").second.reshape(out_shape);
+}
+
+Tensor max_values(const Tensor& x, int64_t dim, const Shape& out_shape) {
+  return max_along(x, dim, "max").first.reshape(out_shape);
 }
 
 }  // namespace ember::cuda_ops
@@ -133,6 +145,7 @@ Tensor neg(const Tensor&) { unreachable("neg"); }
 Tensor unary(UnaryFn, const Tensor&, const char* name) { unreachable(name); }
 Tensor sum(const Tensor&, std::vector<int64_t>, const Shape&) { unreachable("sum"); }
 Tensor argmax(const Tensor&, int64_t, const Shape&) { unreachable("argmax"); }
+Tensor max_values(const Tensor&, int64_t, const Shape&) { unreachable("max"); }
 }  // namespace ember::cuda_ops
 
 #endif

@@ -51,6 +51,7 @@ Tensor unary(UnaryFn fn, const Tensor& x, const char* name);  // y = fn(x), cont
 // Sum over `dims` (wrapped, distinct); the result has out_shape (keepdim or not, as the op chose).
 Tensor sum(const Tensor& x, std::vector<int64_t> dims, const Shape& out_shape);
 Tensor argmax(const Tensor& x, int64_t dim, const Shape& out_shape);  // int64, first maximum
+Tensor max_values(const Tensor& x, int64_t dim, const Shape& out_shape);  // the maxima themselves
 
 // Fused optimizer steps: ONE kernel launch updates every listed CUDA parameter (the lists are
 // parallel: params[i] with grads[i] and its state buffers, all float32, contiguous, on the GPU).

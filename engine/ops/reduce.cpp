@@ -184,6 +184,13 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
   check_floating("max", x);
+  if (cuda_ops::on_cuda(x)) {  // values only: softmax's shift and metrics need no gradient through it
+    EMBER_CHECK(!(grad_enabled() && x.requires_grad()), "max: the gradient of max over ", x.str(),
+                " is not implemented on the GPU; detach the input, or compute it on the CPU");
+    const Shapes r = reduction_shapes(x, {dim}, keepdim, "max");
+    EMBER_CHECK(x.shape()[size_t(r.dims[0])] > 0, "max: dim ", dim, " of ", x.str(), " is empty");
+    return cuda_ops::max_values(x, r.dims[0], r.out_shape);
+  }
   dim = wrap_dim(dim, x.dim(), "max");
   Plan p = plan_reduction(x, {dim}, keepdim, "max");
   EMBER_CHECK(p.inner > 0, "max: dim ", dim, " of ", x.str(), " is empty");

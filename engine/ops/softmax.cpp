@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "engine/ops.h"
+#include "engine/ops/composed.h"
+#include "engine/ops/cuda_ops.h"
 #include "engine/strided.h"
 
 namespace ember {
@@ -65,6 +67,10 @@ void softmax_backward_lines(const Lines& l, const T* y, const T* g, T* dx, bool 
 
 Tensor softmax_impl(const char* op, const Tensor& x_in, int64_t dim, bool log_output) {
   check_defined(op, x_in, "input");
+  if (cuda_ops::on_cuda(x_in)) {  // engine/ops/composed.h: made of ops with GPU paths
+    EMBER_CHECK(x_in.dim() >= 1, op, ": input ", x_in.str(), " must have at least one dim");
+    return composed::softmax(x_in, wrap_dim(dim, x_in.dim(), op), log_output);
+  }
   check_cpu(op, x_in);
   check_floating(op, x_in);
   EMBER_CHECK(x_in.dim() >= 1, op, ": input ", x_in.str(), " must have at least one dim");

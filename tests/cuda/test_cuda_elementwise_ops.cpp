@@ -2,7 +2,7 @@
 // against the same expressions on the CPU: broadcasting add/sub/mul/div (whose backward sums over
 // the broadcast dims on the GPU too), scalar operands, neg, sum and mean over dims, argmax, a
 // permuted (non-contiguous) input, a scaled loss, the math ops (exp, log, sqrt, abs, sign, sigmoid,
-// tanh), the regression losses and BCE, and gradient clipping. Skips without a device; written in a session
+// tanh), softmax, log_softmax and max, the regression losses and BCE, and gradient clipping. Skips without a device; written in a session
 // without a GPU.
 #include <gtest/gtest.h>
 
@@ -101,6 +101,23 @@ TEST(CudaElementwise, MathOpsAndTheirGradientsMatchCpu) {
   const Tensor s = sign(x.to(Device::CUDA));
   ASSERT_EQ(s.device(), Device::CUDA);
   EXPECT_EQ(s.to(Device::CPU).to_vector<float>(), sign(x).to_vector<float>());
+}
+
+// softmax and log_softmax (composed.h on the GPU) and the values of max, which shift them.
+TEST(CudaElementwise, SoftmaxLogSoftmaxAndMaxMatchCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(27);
+  const Tensor x = Tensor::normal({5, 9, 3}, 0, 3, gen);
+  for (int64_t dim : {0, 1, 2}) {
+    expect_same_on_gpu("softmax", {x}, [dim](const auto& v) { return softmax(v[0], dim) * v[0]; });
+    expect_same_on_gpu("log_softmax", {x}, [dim](const auto& v) { return log_softmax(v[0], dim); });
+    const Tensor got = max(x.to(Device::CUDA), dim, true);
+    ASSERT_EQ(got.device(), Device::CUDA);
+    EXPECT_LE(rel_err(got, max(x, dim, true)), 0.0) << "max over dim " << dim;
+  }
+  Tensor leaf = x.to(Device::CUDA).detach();
+  leaf.requires_grad_();
+  EXPECT_THROW((void)max(leaf, 0), Error);  // no GPU backward for max: says so
 }
 
 // The regression losses and BCE-with-logits run their composed.h forms on the GPU.
