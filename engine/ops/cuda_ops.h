@@ -1,15 +1,18 @@
 // The CUDA side of the differentiable ops: what conv2d, relu, max_pool2d, avg_pool2d, linear, dropout,
 // cross_entropy, batch_norm, add_, the elementwise arithmetic and math (exp, log, sqrt, abs, sign,
-// sigmoid, tanh), sum/mean/argmax and the SGD/AdamW steps do when their tensors live on the GPU. Each op file checks `on_cuda(x)` first and hands the
-// call here; forward and backward sit side by side in engine/ops/cuda_ops.cpp (elementwise and
-// reductions in cuda_elementwise.cpp, whose autograd the op files record), on the kernels of
-// kernels/cuda/cuda_api.h (ember's own conv, pooling and batchnorm kernels, or cuDNN, as EMBER_CONV /
-// EMBER_POOL / EMBER_BN choose; cuBLAS for linear). float32 only. In a build without CUDA no tensor
+// sigmoid, tanh), sum/mean/max/argmax and the SGD/AdamW steps do when their tensors live on the GPU.
+// Each op file checks `on_cuda(x)` first and hands the call here; forward and backward sit side by
+// side in engine/ops/cuda_ops.cpp (elementwise and reductions in cuda_elementwise.cpp, whose autograd
+// the op files record), on the kernels of kernels/cuda/cuda_api.h (ember's own conv, pooling and
+// batchnorm kernels, or cuDNN, as EMBER_CONV / EMBER_POOL / EMBER_BN choose; cuBLAS for linear).
+// softmax, log_softmax, the regression losses and BCE have no kernel of their own: on the GPU they
+// run engine/ops/composed.h, made of the ops above. float32 only. In a build without CUDA no tensor
 // can be on the GPU, and these throw if reached.
 //
 // Status: compiles; NOT YET RUN on a GPU (no device was lent while it was written). The checks that
 // validate it are tests/cuda/test_cuda_training.cpp, test_cuda_optim.cpp and
-// test_cuda_elementwise_ops.cpp, which skip without a device.
+// test_cuda_elementwise_ops.cpp, which skip without a device; tests/test_composed_ops.cpp checks the
+// composed formulas on the CPU.
 #pragma once
 #include <cstdint>
 #include <vector>
