@@ -1,7 +1,8 @@
 // The device-agnostic op forms the GPU runs where it has no kernel of its own (engine/ops/composed.h),
 // checked on the CPU in float64 against the fused CPU ops: the unary backward formulas against the
 // CPU ops' autograd, and the regression losses and BCE-with-logits (values and every gradient, each
-// reduction) against loss.cpp's one-pass loops, softmax and log_softmax against softmax.cpp's.
+// reduction) against loss.cpp's one-pass loops, softmax and log_softmax against softmax.cpp's,
+// clamp, relu6 and leaky_relu against unary.cpp's.
 // Also sign(), which the abs backward uses.
 #include <gtest/gtest.h>
 
@@ -112,6 +113,16 @@ TEST(ComposedOps, BceWithLogitsMatchesTheFusedCpuLoss) {
                      [r](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1], v[2], r); },
                      [r](const auto& v) { return composed::binary_cross_entropy_with_logits(v[0], v[1], v[2], r); });
   }
+}
+
+TEST(ComposedOps, ClampRelu6AndLeakyReluMatchTheCpuOps) {
+  const Tensor x = rand64({6, 7}, 40, -3, 9);  // no input exactly at a kink (0, 6, the clamp bounds)
+  expect_same_loss("relu6", {x}, [](const auto& v) { return relu6(v[0]); },
+                   [](const auto& v) { return composed::clamp(v[0], 0, 6); });
+  expect_same_loss("clamp", {x}, [](const auto& v) { return clamp(v[0], -1.25, 2.5); },
+                   [](const auto& v) { return composed::clamp(v[0], -1.25, 2.5); });
+  expect_same_loss("leaky_relu", {x}, [](const auto& v) { return leaky_relu(v[0], 0.07); },
+                   [](const auto& v) { return composed::leaky_relu(v[0], 0.07); });
 }
 
 TEST(ComposedOps, SoftmaxAndLogSoftmaxMatchTheFusedCpuOps) {

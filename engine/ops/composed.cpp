@@ -23,6 +23,10 @@ Tensor reduce(const Tensor& per_element, Reduction reduction) {
   return per_element;
 }
 
+Tensor clamp(const Tensor& x, double lo, double hi) { return relu(x - lo) - relu(x - hi) + lo; }
+
+Tensor leaky_relu(const Tensor& x, double slope) { return relu(x) - relu(-x) * slope; }
+
 Tensor softmax(const Tensor& x, int64_t dim, bool log_output) {
   const Tensor z = x - max(x.detach(), dim, /*keepdim=*/true);
   const Tensor e = exp(z), total = sum(e, {dim}, /*keepdim=*/true);

@@ -17,6 +17,12 @@ Tensor unary_backward(Unary op, const Tensor& g, const Tensor& x, const Tensor& 
 
 Tensor reduce(const Tensor& per_element, Reduction reduction);  // None: as is; Mean; Sum
 
+// clamp(x, lo, hi) = lo + relu(x - lo) - relu(x - hi) (relu6 is clamp(x, 0, 6)) and
+// leaky_relu(x) = relu(x) - slope * relu(-x). Exactly at a kink (x == lo, x == 0) the gradient takes
+// the other side's value than the CPU op does; everywhere else they agree.
+Tensor clamp(const Tensor& x, double lo, double hi);
+Tensor leaky_relu(const Tensor& x, double slope);
+
 // softmax / log_softmax along dim, shifted by the (detached) row maximum: exp never overflows, and
 // the shift, constant per row, changes neither the value nor the gradient.
 Tensor softmax(const Tensor& x, int64_t dim, bool log_output);

@@ -87,6 +87,7 @@ Tensor sign(const Tensor& x) {
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
   EMBER_CHECK(lo <= hi, "clamp: lower bound ", lo, " > upper bound ", hi);
+  if (cuda_ops::on_cuda(x)) return composed::clamp(x, lo, hi);
   Tensor y = unary_map("clamp", x, [lo, hi](auto v) {
     using T = decltype(v);
     return v < T(lo) ? T(lo) : v > T(hi) ? T(hi) : v;
@@ -109,6 +110,7 @@ Tensor relu(const Tensor& x) {
 }
 
 Tensor relu6(const Tensor& x) {
+  if (cuda_ops::on_cuda(x)) return composed::clamp(x, 0, 6);  // MobileNet's activation
   Tensor y = unary_map("relu6", x, [](auto v) {
     using T = decltype(v);
     return v < T(0) ? T(0) : v > T(6) ? T(6) : v;
@@ -119,6 +121,7 @@ Tensor relu6(const Tensor& x) {
 }
 
 Tensor leaky_relu(const Tensor& x, double slope) {
+  if (cuda_ops::on_cuda(x)) return composed::leaky_relu(x, slope);
   Tensor y = unary_map("leaky_relu", x, [slope](auto v) { return v > 0 ? v : decltype(v)(slope) * v; });
   return record_unary("leaky_relu", x, y, [slope](const Tensor& x, const Tensor& y) {
     return deriv(x, y, [slope](auto a, auto) { return decltype(a)(a > 0 ? 1 : slope); });

@@ -87,7 +87,8 @@ TEST(CudaElementwise, ScaledCrossEntropyMatchesCpu) {
 }
 
 // exp, log, sqrt, abs, sigmoid and tanh: the kernel forward and composed.h's backward (whose formulas
-// tests/test_composed_ops.cpp checks on the CPU); sign, which needs no gradient.
+// tests/test_composed_ops.cpp checks on the CPU); relu6, clamp and leaky_relu (composed.h); sign,
+// which needs no gradient.
 TEST(CudaElementwise, MathOpsAndTheirGradientsMatchCpu) {
   EMBER_REQUIRE_CUDA();
   Generator gen(24);
@@ -98,6 +99,10 @@ TEST(CudaElementwise, MathOpsAndTheirGradientsMatchCpu) {
   expect_same_on_gpu("abs", {x}, [](const auto& v) { return abs(v[0]); });
   expect_same_on_gpu("sigmoid", {x}, [](const auto& v) { return sigmoid(v[0]); });
   expect_same_on_gpu("tanh", {x}, [](const auto& v) { return tanh(v[0]); });
+  const Tensor wide = Tensor::uniform({4, 33}, -3, 9, gen);
+  expect_same_on_gpu("relu6", {wide}, [](const auto& v) { return relu6(v[0]); });
+  expect_same_on_gpu("clamp", {wide}, [](const auto& v) { return clamp(v[0], -1.25, 2.5); });
+  expect_same_on_gpu("leaky_relu", {wide}, [](const auto& v) { return leaky_relu(v[0], 0.07); });
   const Tensor s = sign(x.to(Device::CUDA));
   ASSERT_EQ(s.device(), Device::CUDA);
   EXPECT_EQ(s.to(Device::CPU).to_vector<float>(), sign(x).to_vector<float>());
