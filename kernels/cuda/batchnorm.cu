@@ -62,19 +62,18 @@ struct Slices {
     div_plane.divmod(u, n, o);
     return (n * C + c) * HW + o * vec;
   }
-  // Channel of unit i of the whole tensor (element-wise passes).
+  // Channel of unit i of the whole tensor (element-wise passes): i = (n * C + c) * plane_units + o.
   __host__ __device__ int channel(int i) const {
-    int n, c;
-    div_C.divmod(div_plane.div(i), n, c);
+    int n, c, o;
+    split3(i, div_plane, div_C, n, c, o);
     return c;
   }
+  __host__ __device__ int total_units() const { return units * C; }
   __host__ __device__ int slice_end(int split) const {
     const int end = (split + 1) * kUnitsPerSlice;
     return end < units ? end : units;
   }
 };
-
-bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 Slices make_slices(const BatchNormArgs& a, std::initializer_list<const void*> pointers) {
   const std::string what = "batchnorm [N=" + std::to_string(a.N) + " C=" + std::to_string(a.C) +
@@ -185,14 +184,29 @@ __host__ __device__ inline void normalize_unit(const Slices& s, int i, bool relu
     y[i] = out[0];
 }
 
-__global__ void normalize_kernel(Slices s, int total_units, bool relu, const float* __restrict__ x,
+__global__ void normalize_kernel(Slices s, bool relu, const float* __restrict__ x,
                                  const float* __restrict__ mean, const float* __restrict__ invstd,
                                  const float* __restrict__ gamma, const float* __restrict__ beta, float* __restrict__ y) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total_units; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < s.total_units(); i += int64_t(gridDim.x) * blockDim.x)
     normalize_unit(s, int(i), relu, x, mean, invstd, gamma, beta, y);
 }
 
 // ---- backward ----
+// The lanes of one unit at offset o: x, and dy' = dy masked by y > 0 under ReLU (y is read only
+// then). All 4 lanes are filled (zeros past `vec`) so callers index them with constants.
+struct GradLanes {
+  float x[4], g[4];
+};
+__host__ __device__ inline GradLanes grad_lanes(const Slices& s, bool relu, const float* x, const float* y,
+                                                const float* dy, int o) {
+  const float4 xv = load_unit(s, x + o), gv = load_unit(s, dy + o);
+  const float4 yv = relu ? load_unit(s, y + o) : make_float4(1.f, 1.f, 1.f, 1.f);
+  const float ys[4] = {yv.x, yv.y, yv.z, yv.w}, gs[4] = {gv.x, gv.y, gv.z, gv.w};
+  GradLanes l{{xv.x, xv.y, xv.z, xv.w}, {}};
+  for (int k = 0; k < 4; ++k) l.g[k] = ys[k] <= 0.f ? 0.f : gs[k];  // without ReLU y is 1 here
+  return l;
+}
+
 struct GradSums {
   float dy, dy_xhat;
 };
@@ -201,15 +215,11 @@ __host__ __device__ inline GradSums thread_grad_sums(const Slices& s, bool relu,
                                                      int tid, int threads) {
   GradSums sum{0.f, 0.f};
   for (int u = split * kUnitsPerSlice + tid; u < s.slice_end(split); u += threads) {
-    const int o = s.offset(c, u);
-    const float4 xv = load_unit(s, x + o), gv = load_unit(s, dy + o);
-    const float4 yv = relu ? load_unit(s, y + o) : make_float4(1.f, 1.f, 1.f, 1.f);
-    const float xs[4] = {xv.x, xv.y, xv.z, xv.w}, gs[4] = {gv.x, gv.y, gv.z, gv.w}, ys[4] = {yv.x, yv.y, yv.z, yv.w};
+    const GradLanes l = grad_lanes(s, relu, x, y, dy, s.offset(c, u));
     for (int k = 0; k < 4; ++k) {  // constant bound: the arrays stay in registers
       if (k >= s.vec) break;
-      const float g = ys[k] <= 0.f ? 0.f : gs[k];  // y > 0 always holds without ReLU (set to 1 above)
-      sum.dy += g;
-      sum.dy_xhat += g * (xs[k] - mean) * invstd;
+      sum.dy += l.g[k];
+      sum.dy_xhat += l.g[k] * (l.x[k] - mean) * invstd;
     }
   }
   return sum;
@@ -244,25 +254,20 @@ __host__ __device__ inline void dx_unit(const Slices& s, int i, float count, boo
   const int c = s.channel(i);
   const float m = mean[c], inv = invstd[c], scale = (gamma ? gamma[c] : 1.f) * inv / count;
   const float s1 = sum_dy[c], s2 = sum_dy_xhat[c];
-  const float4 xv = load_unit(s, x + i * s.vec), gv = load_unit(s, dy + i * s.vec);
-  const float4 yv = relu ? load_unit(s, y + i * s.vec) : make_float4(1.f, 1.f, 1.f, 1.f);
-  const float xs[4] = {xv.x, xv.y, xv.z, xv.w}, gs[4] = {gv.x, gv.y, gv.z, gv.w}, ys[4] = {yv.x, yv.y, yv.z, yv.w};
+  const GradLanes l = grad_lanes(s, relu, x, y, dy, i * s.vec);
   float out[4];
-  for (int k = 0; k < 4; ++k) {
-    const float g = ys[k] <= 0.f ? 0.f : gs[k];
-    out[k] = scale * (count * g - s1 - (xs[k] - m) * inv * s2);
-  }
+  for (int k = 0; k < 4; ++k) out[k] = scale * (count * l.g[k] - s1 - (l.x[k] - m) * inv * s2);
   if (s.vec == 4)
     *reinterpret_cast<float4*>(dx + i * 4) = make_float4(out[0], out[1], out[2], out[3]);
   else
     dx[i] = out[0];
 }
 
-__global__ void dx_kernel(Slices s, int total_units, float count, bool relu, const float* __restrict__ x,
+__global__ void dx_kernel(Slices s, float count, bool relu, const float* __restrict__ x,
                           const float* __restrict__ y, const float* __restrict__ dy, const float* __restrict__ gamma,
                           const float* __restrict__ mean, const float* __restrict__ invstd,
                           const float* __restrict__ sum_dy, const float* __restrict__ sum_dy_xhat, float* __restrict__ dx) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total_units; i += int64_t(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < s.total_units(); i += int64_t(gridDim.x) * blockDim.x)
     dx_unit(s, int(i), count, relu, x, y, dy, gamma, mean, invstd, sum_dy, sum_dy_xhat, dx);
 }
 
@@ -273,9 +278,8 @@ __global__ void eval_stats_kernel(int C, float eps, const float* running_var, fl
 
 void launch_normalize(const BatchNormArgs& a, const Slices& s, const float* x, const float* mean, const float* invstd,
                       const float* gamma, const float* beta, float* y) {
-  const int total = int(a.N) * s.C * s.plane_units;
-  normalize_kernel<<<blocks_for(total, kElementwiseThreads), kElementwiseThreads, 0, stream()>>>(
-      s, total, a.relu, x, mean, invstd, gamma, beta, y);
+  normalize_kernel<<<blocks_for(s.total_units(), kElementwiseThreads), kElementwiseThreads, 0, stream()>>>(
+      s, a.relu, x, mean, invstd, gamma, beta, y);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -314,9 +318,8 @@ void backward(const BatchNormArgs& a, const float* x, const float* y, const floa
   EMBER_CUDA_CHECK_LAUNCH();
   finalize_grad_kernel<<<blocks_for(s.C, 128), 128, 0, stream()>>>(s, partial.get(), sum_dy, sum_dy_xhat);
   EMBER_CUDA_CHECK_LAUNCH();
-  const int total = int(a.N) * s.C * s.plane_units;
-  dx_kernel<<<blocks_for(total, kElementwiseThreads), kElementwiseThreads, 0, stream()>>>(
-      s, total, float(a.N * a.HW), a.relu, x, y, dy, gamma, save_mean, save_invstd, sum_dy, sum_dy_xhat, dx);
+  dx_kernel<<<blocks_for(s.total_units(), kElementwiseThreads), kElementwiseThreads, 0, stream()>>>(
+      s, float(a.N * a.HW), a.relu, x, y, dy, gamma, save_mean, save_invstd, sum_dy, sum_dy_xhat, dx);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
@@ -334,7 +337,7 @@ void host_emulate_forward_train(const BatchNormArgs& a, const float* x, const fl
     }
   for (int c = 0; c < s.C; ++c)
     finalize_channel(s, partial.data(), c, a.eps, a.momentum, save_mean, save_invstd, running_mean, running_var);
-  for (int i = 0; i < int(a.N) * s.C * s.plane_units; ++i)
+  for (int i = 0; i < s.total_units(); ++i)
     normalize_unit(s, i, a.relu, x, save_mean, save_invstd, gamma, beta, y);
 }
 
@@ -352,7 +355,7 @@ void host_emulate_backward(const BatchNormArgs& a, const float* x, const float* 
       partial[size_t(split) * s.C + c] = s1, partial[size_t(s.splits + split) * s.C + c] = s2;
     }
   for (int c = 0; c < s.C; ++c) finalize_grad_channel(s, partial.data(), c, dbeta, dgamma);
-  for (int i = 0; i < int(a.N) * s.C * s.plane_units; ++i)
+  for (int i = 0; i < s.total_units(); ++i)
     dx_unit(s, i, float(a.N * a.HW), a.relu, x, y, dy, gamma, save_mean, save_invstd, dbeta, dgamma, dx);
 }
 

@@ -25,24 +25,11 @@ struct Geom {
   FastDiv div_Q, div_P, div_W, div_H, div_S, div_R, div_RS, div_PQ, div_stride_h, div_stride_w;
   FastDiv div_K, div_C, div_Kg;  // the depthwise kernels' channel splits
 
-  // output pixel row = (n * P + p) * Q + q
-  __host__ __device__ void split_output(int row, int& n, int& p, int& q) const {
-    int t;
-    div_Q.divmod(row, t, q);
-    div_P.divmod(t, n, p);
-  }
-  // input pixel row = (n * H + h) * W + w
-  __host__ __device__ void split_input(int row, int& n, int& h, int& w) const {
-    int t;
-    div_W.divmod(row, t, w);
-    div_H.divmod(t, n, h);
-  }
+  // output pixel row = (n * P + p) * Q + q; input pixel row = (n * H + h) * W + w;
   // depth index k = (c * R + r) * S + s (c: a channel of the group)
-  __host__ __device__ void split_tap(int k, int& c, int& r, int& s) const {
-    int t;
-    div_S.divmod(k, t, s);
-    div_R.divmod(t, c, r);
-  }
+  __host__ __device__ void split_output(int row, int& n, int& p, int& q) const { split3(row, div_Q, div_P, n, p, q); }
+  __host__ __device__ void split_input(int row, int& n, int& h, int& w) const { split3(row, div_W, div_H, n, h, w); }
+  __host__ __device__ void split_tap(int k, int& c, int& r, int& s) const { split3(k, div_S, div_R, c, r, s); }
 };
 Geom make_geom(const Conv2dShape& s, const char* pass);  // validates, throws naming the shape
 

@@ -112,8 +112,7 @@ void binary(BinaryOp op, const BroadcastArgs& args, const float* a, const float*
 
 void binary_contiguous(BinaryOp op, int64_t n, const float* a, const float* b, float* out) {
   if (n <= 0) return;
-  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool vec4 = aligned(a) && aligned(b) && aligned(out);
+  const bool vec4 = aligned16(a) && aligned16(b) && aligned16(out);
   dispatch_binary(op, [&](auto kind) {
     binary_contiguous_kernel<decltype(kind)::value>
         <<<blocks_for(vec4 ? (n + 3) / 4 : n, 256), 256, 0, stream()>>>(n, a, b, out, vec4);

@@ -41,4 +41,12 @@ struct FastDiv {
   }
 };
 
+// x = (hi * b.d + mid) * a.d + lo -> (hi, mid, lo): e.g. a flat NCHW position into (n*C + c, h, w)
+// with a = W, b = H, or an output row into (n, p, q) with a = Q, b = P.
+__host__ __device__ inline void split3(int x, const FastDiv& a, const FastDiv& b, int& hi, int& mid, int& lo) {
+  int t;
+  a.divmod(x, t, lo);
+  b.divmod(t, hi, mid);
+}
+
 }  // namespace ember::cuda

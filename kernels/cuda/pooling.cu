@@ -20,16 +20,8 @@ struct PoolGeom {
   FastDiv div_Q, div_P, div_W, div_H, div_sh, div_sw;
 
   // output i = (plane * P + p) * Q + q; input i = (plane * H + h) * W + w
-  __host__ __device__ void split_output(int i, int& plane, int& p, int& q) const {
-    int t;
-    div_Q.divmod(i, t, q);
-    div_P.divmod(t, plane, p);
-  }
-  __host__ __device__ void split_input(int i, int& plane, int& h, int& w) const {
-    int t;
-    div_W.divmod(i, t, w);
-    div_H.divmod(t, plane, h);
-  }
+  __host__ __device__ void split_output(int i, int& plane, int& p, int& q) const { split3(i, div_Q, div_P, plane, p, q); }
+  __host__ __device__ void split_input(int i, int& plane, int& h, int& w) const { split3(i, div_W, div_H, plane, h, w); }
 };
 
 PoolGeom make_pool_geom(const Pool2dShape& s, const char* op) {

@@ -39,6 +39,9 @@ inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 8) {
   return static_cast<unsigned>(b < cap ? b : cap);
 }
 
+// float4 (16-byte) loads and stores need 16-byte aligned pointers (nullptr counts as aligned).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 // Kernels index with int32 where it pays; launchers refuse tensors that do not fit.
 inline void require_int32(int64_t elements, const char* what) {
   if (elements >= (int64_t(1) << 31))
