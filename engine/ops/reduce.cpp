@@ -170,11 +170,19 @@ Tensor row_argmax(const Plan& p, DType dtype) {
 }
 }  // namespace
 
+namespace {
+// argmax and max on the GPU: the shapes of reducing one dim, which must not be empty.
+Shapes one_dim_shapes(const Tensor& x, int64_t dim, bool keepdim, const char* op) {
+  Shapes r = reduction_shapes(x, {dim}, keepdim, op);
+  EMBER_CHECK(x.shape()[size_t(r.dims[0])] > 0, op, ": dim ", dim, " of ", x.str(), " is empty");
+  return r;
+}
+}  // namespace
+
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   check_floating("argmax", x);
   if (cuda_ops::on_cuda(x)) {
-    const Shapes r = reduction_shapes(x, {dim}, keepdim, "argmax");
-    EMBER_CHECK(x.shape()[size_t(r.dims[0])] > 0, "argmax: dim ", dim, " of ", x.str(), " is empty");
+    const Shapes r = one_dim_shapes(x, dim, keepdim, "argmax");
     return cuda_ops::argmax(x, r.dims[0], r.out_shape);
   }
   Plan p = plan_reduction(x, {dim}, keepdim, "argmax");
@@ -187,8 +195,7 @@ Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
   if (cuda_ops::on_cuda(x)) {  // values only: softmax's shift and metrics need no gradient through it
     EMBER_CHECK(!(grad_enabled() && x.requires_grad()), "max: the gradient of max over ", x.str(),
                 " is not implemented on the GPU; detach the input, or compute it on the CPU");
-    const Shapes r = reduction_shapes(x, {dim}, keepdim, "max");
-    EMBER_CHECK(x.shape()[size_t(r.dims[0])] > 0, "max: dim ", dim, " of ", x.str(), " is empty");
+    const Shapes r = one_dim_shapes(x, dim, keepdim, "max");
     return cuda_ops::max_values(x, r.dims[0], r.out_shape);
   }
   dim = wrap_dim(dim, x.dim(), "max");

@@ -72,16 +72,21 @@ inline void add_bias_lanes(__m512 sum, int64_t k, double* bias_lanes) {
 // The cache lines of dy rows [p0, p0 + rows) of channels [k_begin, min(k_end, K)) of image n, in
 // reading order, into `line` (sized by dy_lines_capacity); returns how many.
 inline int64_t dy_lines_capacity(const Conv2dShape& s, int64_t channels, int64_t rows) {
-  return channels * ((rows * s.Q() * int64_t(sizeof(float)) + 63) / 64);
+  return channels * ((rows * s.Q() * int64_t(sizeof(float)) + 63) / 64 + 1);  // + 1: a misaligned run
+}
+// The cache lines covering `floats` contiguous floats from `run`, appended at `line`; returns how many.
+inline int64_t run_lines(const float* run, int64_t floats, const char** line) {
+  const char* begin = reinterpret_cast<const char*>(run);
+  const int64_t misalign = int64_t(reinterpret_cast<uintptr_t>(begin) % 64), bytes = floats * int64_t(sizeof(float));
+  int64_t count = 0;
+  for (int64_t off = -misalign; off < bytes; off += 64) line[count++] = begin + off;
+  return count;
 }
 inline int64_t dy_lines(const Conv2dShape& s, const float* dy, int64_t n, int64_t k_begin, int64_t k_end, int64_t p0,
                         int64_t rows, const char** line) {
   int64_t count = 0;
-  const int64_t bytes = rows * s.Q() * int64_t(sizeof(float));
-  for (int64_t k = k_begin; k < std::min(s.K, k_end); ++k) {
-    const char* run = reinterpret_cast<const char*>(dy + ((n * s.K + k) * s.P() + p0) * s.Q());
-    for (int64_t off = 0; off < bytes; off += 64) line[count++] = run + off;
-  }
+  for (int64_t k = k_begin; k < std::min(s.K, k_end); ++k)
+    count += run_lines(dy + ((n * s.K + k) * s.P() + p0) * s.Q(), rows * s.Q(), line + count);
   return count;
 }
 
@@ -96,12 +101,7 @@ inline int64_t x_lines(const Conv2dShape& s, const float* x, int64_t n, int64_t 
   const int64_t h1 = std::min(s.H, (p1 - 1) * s.stride_h - s.pad_h + (s.R - 1) * s.dil_h + 1);
   if (h1 <= h0) return 0;
   int64_t count = 0;
-  const int64_t bytes = (h1 - h0) * s.W * int64_t(sizeof(float));
-  for (int64_t c = 0; c < s.C; ++c) {
-    const char* run = reinterpret_cast<const char*>(x + ((n * s.C + c) * s.H + h0) * s.W);
-    const int64_t misalign = int64_t(reinterpret_cast<uintptr_t>(run) % 64);
-    for (int64_t off = -misalign; off < bytes; off += 64) line[count++] = run + off;
-  }
+  for (int64_t c = 0; c < s.C; ++c) count += run_lines(x + ((n * s.C + c) * s.H + h0) * s.W, (h1 - h0) * s.W, line + count);
   return count;
 }
 
