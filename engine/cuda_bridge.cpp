@@ -17,6 +17,10 @@ const DeviceBackend* make_cuda_backend() {
       [](void* d, const void* s, size_t n) { cuda::memcpy_d2h(d, s, n); },
       [](void* d, const void* s, size_t n) { cuda::memcpy_d2d(d, s, n); },
       [](void* p, size_t n) { cuda::memset_zero(p, n); },
+      [](void* d, const std::vector<int64_t>& ds, const void* s, const std::vector<int64_t>& ss,
+         const std::vector<int64_t>& shape, size_t elem_size) {
+        cuda::copy_strided(cuda::make_strided_copy(shape, ds, ss), elem_size, s, d);
+      },
   };
   return &backend;
 }

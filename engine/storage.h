@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "engine/cpu_allocator.h"
 #include "engine/dtype.h"
@@ -20,6 +21,9 @@ struct DeviceBackend {
   void (*copy_d2h)(void* dst, const void* src, size_t nbytes);
   void (*copy_d2d)(void* dst, const void* src, size_t nbytes);
   void (*memset_zero)(void* p, size_t nbytes);
+  // dst[i at dst_strides] = src[i at src_strides] over `shape` (strides in elements of elem_size bytes).
+  void (*copy_strided)(void* dst, const std::vector<int64_t>& dst_strides, const void* src,
+                       const std::vector<int64_t>& src_strides, const std::vector<int64_t>& shape, size_t elem_size);
 };
 void set_cuda_backend(const DeviceBackend* backend);
 const DeviceBackend* cuda_backend();  // nullptr when not built or no device; see require_cuda()

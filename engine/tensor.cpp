@@ -173,11 +173,21 @@ Tensor& Tensor::copy_(const Tensor& src) {
   EMBER_CHECK(src.shape() == shape(), "copy_: source ", src.str(), " and destination ", str(), " differ in shape");
   if (device() == Device::CUDA || src.device() == Device::CUDA) {
     const auto& cuda = require_cuda("copy_");
-    EMBER_CHECK(src.dtype() == dtype() && src.is_contiguous() && is_contiguous(),
-                "copy_: device copies need contiguous tensors of one dtype (", src.str(), " -> ", str(), ")");
-    if (device() == Device::CUDA && src.device() == Device::CUDA) cuda.copy_d2d(raw_data(), src.raw_data(), nbytes());
-    else if (device() == Device::CUDA) cuda.copy_h2d(raw_data(), src.raw_data(), nbytes());
-    else cuda.copy_d2h(raw_data(), src.raw_data(), nbytes());
+    EMBER_CHECK(src.dtype() == dtype(), "copy_: a copy to or from cuda keeps the dtype (", src.str(), " -> ", str(),
+                "); convert on the cpu with to(dtype)");
+    if (numel() == 0) return *this;
+    if (device() == Device::CUDA && src.device() == Device::CUDA) {
+      if (src.is_contiguous() && is_contiguous()) cuda.copy_d2d(raw_data(), src.raw_data(), nbytes());
+      else cuda.copy_strided(raw_data(), strides(), src.raw_data(), src.strides(), shape(), dtype_size(dtype()));
+      return *this;
+    }
+    // Across devices the transfer is a flat byte copy: a strided side goes through a dense temporary
+    // on its own device (the strided part then runs where the data lives).
+    Tensor from = src;
+    if (!from.is_contiguous()) from = empty(shape(), dtype(), src.device()).copy_(src);
+    if (!is_contiguous()) return copy_(empty(shape(), dtype(), device()).copy_(from));
+    if (device() == Device::CUDA) cuda.copy_h2d(raw_data(), from.raw_data(), nbytes());
+    else cuda.copy_d2h(raw_data(), from.raw_data(), nbytes());
     return *this;
   }
   if (src.dtype() == dtype() && src.is_contiguous() && is_contiguous()) {
@@ -256,10 +266,8 @@ Tensor Tensor::to(DType t) const {
 
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
-  Tensor src = device() == Device::CPU ? contiguous() : *this;
-  EMBER_CHECK(src.is_contiguous(), "to(device): non-contiguous CUDA tensor ", str(), ": call contiguous() first");
   Tensor out = empty(shape(), dtype(), d);
-  out.copy_(src);
+  out.copy_(*this);  // strided on either side is fine: copy_ goes through a dense temporary
   Device from = device();
   return record("to_device", out, {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });
 }

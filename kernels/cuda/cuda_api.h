@@ -132,6 +132,23 @@ void axpby(int64_t n, float alpha, const float* x, float beta, float* y);   // y
 void float_to_bf16(int64_t n, const float* x, uint16_t* y);                 // round to nearest even
 void bf16_to_float(int64_t n, const uint16_t* x, float* y);
 
+// ---- strided copies (copy.cu) ----
+// dst[at dst_strides] = src[at src_strides] for every index of `shape` (strides in elements): the copy_
+// between views of any layout (a transposed tensor made contiguous, a tensor written into a slice).
+// Elements of 1, 2, 4 or 8 bytes are copied as bits, so any dtype works and nothing is converted.
+struct StridedCopyArgs {
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t dst_strides[kMaxDims] = {};
+  int64_t src_strides[kMaxDims] = {};
+};
+// Drops size-1 dims and merges neighbours that are contiguous in both views (a [N, C, H, W] slice
+// copy becomes at most 3 dims); throws if more than kMaxDims remain.
+StridedCopyArgs make_strided_copy(const std::vector<int64_t>& shape, const std::vector<int64_t>& dst_strides,
+                                  const std::vector<int64_t>& src_strides);
+void copy_strided(const StridedCopyArgs& a, size_t elem_size, const void* src, void* dst);
+// The kernel's per-element work on the host (tests check the index math without a GPU).
+void host_emulate_copy_strided(const StridedCopyArgs& a, size_t elem_size, const void* src, void* dst);
 // ---- reductions over one dim of a contiguous [outer, dim, inner] view (reduce.cu) ----
 enum class ReduceOp { Sum, Mean, Max };
 // out[outer, inner]; argmax (Max only, may be nullptr) gets the index along dim of the first max.

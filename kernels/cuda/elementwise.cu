@@ -3,6 +3,7 @@
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/strided_index.cuh"
 
 namespace ember::cuda {
 namespace {
@@ -19,13 +20,8 @@ template <BinaryOp kOp>
 __global__ void binary_strided_kernel(BroadcastArgs args, int64_t total, const float* __restrict__ a,
                                       const float* __restrict__ b, float* __restrict__ out) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, ia = 0, ib = 0;
-    for (int d = args.ndim - 1; d >= 0; --d) {  // unravel i over the output shape
-      const int64_t coord = rest % args.shape[d];
-      rest /= args.shape[d];
-      ia += coord * args.a_strides[d];
-      ib += coord * args.b_strides[d];
-    }
+    int64_t ia, ib;
+    strided_offsets(i, args.ndim, args.shape, args.a_strides, args.b_strides, ia, ib);
     out[i] = apply_binary<kOp>(a[ia], b[ib]);
   }
 }
