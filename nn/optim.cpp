@@ -166,11 +166,15 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   if (grads.empty()) return 0.0;
   const bool inf_norm = std::isinf(norm_type);
   double acc = 0.0;  // sum of |g|^p, or max |g| for the inf-norm; in double whatever the dtype
+  const auto fold_max = [&acc](double a) { acc = (a > acc || std::isnan(a)) ? a : acc; };  // NaN propagates, as in torch.max
   for (const auto& g : grads) {
-    if (g.device() == Device::CUDA) {  // a reduction on the GPU per gradient; the float sum is added in double
-      EMBER_CHECK(norm_type == 1.0 || norm_type == 2.0, "clip_grad_norm_: the ", norm_type, "-norm of CUDA gradient ",
-                  g.str(), " is not implemented on the GPU (norm_type 1 and 2 are)");
-      acc += (norm_type == 2.0 ? sum(g * g) : sum(abs(g))).item();
+    if (g.device() == Device::CUDA) {  // a reduction on the GPU per gradient; its float result is folded in double
+      const Tensor a = abs(g).reshape({-1});
+      if (inf_norm) {
+        if (a.numel() > 0) fold_max(max(a, 0).item());
+      } else {
+        acc += (norm_type == 2.0 ? sum(g * g) : norm_type == 1.0 ? sum(a) : sum(pow(a, norm_type))).item();
+      }
       continue;
     }
     check_cpu("clip_grad_norm_", g);
@@ -178,7 +182,7 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
       const T* base = g.data<T>();
       for_each_strided<1>(g.shape(), {&g.strides()}, [&](int64_t, const std::array<int64_t, 1>& o) {
         double a = std::abs(double(base[o[0]]));
-        if (inf_norm) acc = (a > acc || std::isnan(a)) ? a : acc;  // NaN propagates, as in torch.max
+        if (inf_norm) fold_max(a);
         else if (norm_type == 2.0) acc += a * a;
         else if (norm_type == 1.0) acc += a;
         else acc += std::pow(a, norm_type);

@@ -3,7 +3,7 @@
 // CPU ops' autograd, and the regression losses and BCE-with-logits (values and every gradient, each
 // reduction) against loss.cpp's one-pass loops, softmax and log_softmax against softmax.cpp's,
 // clamp, relu6 and leaky_relu against unary.cpp's.
-// Also sign(), which the abs backward uses.
+// Also sign(), which the abs backward uses, and pow's backward.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -47,6 +47,25 @@ TEST(ComposedOps, UnaryBackwardFormulasMatchTheCpuDerivatives) {
     y.backward(g);
     const Tensor composed_grad = composed::unary_backward(c.op, g, x.detach(), y.detach());
     EXPECT_LE(max_abs_diff(composed_grad, x.grad()), 1e-12);
+  }
+}
+
+// pow's backward (the GPU's) against the CPU op's derivative: integer exponents on both signs,
+// fractional ones on positive inputs, and exponent 0 (gradient 0, also at x = 0).
+TEST(ComposedOps, PowBackwardMatchesTheCpuDerivative) {
+  struct Case {
+    double exponent, lo, hi;
+  };
+  uint64_t seed = 40;
+  for (const Case c : {Case{3, -2, 2}, Case{2, -2, 2}, Case{2.5, 0.2, 3}, Case{-1.5, 0.2, 3}, Case{0, -1, 1}}) {
+    SCOPED_TRACE(c.exponent);
+    Tensor x = rand64({4, 5}, ++seed, c.lo, c.hi);
+    if (c.exponent == 0) x = x * 0.0;  // all zeros: 0 * 0^-1 would be NaN
+    x = x.detach();
+    x.requires_grad_();
+    const Tensor g = rand64({4, 5}, ++seed);
+    pow(x, c.exponent).backward(g);
+    EXPECT_LE(max_abs_diff(composed::pow_backward(g, x.detach(), c.exponent), x.grad()), 1e-12);
   }
 }
 

@@ -17,6 +17,11 @@ Tensor unary_backward(Unary op, const Tensor& g, const Tensor& x, const Tensor& 
   return Tensor();
 }
 
+Tensor pow_backward(const Tensor& g, const Tensor& x, double e) {
+  if (e == 0) return Tensor::zeros(g.shape(), g.dtype(), g.device());
+  return g * pow(x, e - 1) * e;
+}
+
 Tensor reduce(const Tensor& per_element, Reduction reduction) {
   if (reduction == Reduction::Mean) return mean(per_element);
   if (reduction == Reduction::Sum) return sum(per_element);

@@ -14,6 +14,8 @@ namespace ember::composed {
 // (y is op(x), passed so exp, sqrt, sigmoid and tanh need not recompute it).
 enum class Unary { Exp, Log, Sqrt, Abs, Sigmoid, Tanh };
 Tensor unary_backward(Unary op, const Tensor& g, const Tensor& x, const Tensor& y);
+// The gradient of y = x^e: g * e * x^(e - 1), and 0 for e = 0 (also at x = 0, where 0 * 0^-1 is NaN).
+Tensor pow_backward(const Tensor& g, const Tensor& x, double e);
 
 Tensor reduce(const Tensor& per_element, Reduction reduction);  // None: as is; Mean; Sum
 

@@ -86,9 +86,9 @@ Tensor pad2d(const Tensor& x, int64_t top, int64_t bottom, int64_t left, int64_t
   check_defined("pad2d", x, "input");
   EMBER_CHECK(x.dim() == 4, "pad2d: input must be [N, C, H, W], got ", x.str());
   EMBER_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0, "pad2d: negative padding");
-  check_cpu("pad2d", x);
+  // Any device: zeros, then a (strided on the GPU) copy into the interior; the gradient is the interior.
   const int64_t H = x.shape()[2], W = x.shape()[3];
-  Tensor y = Tensor::zeros({x.shape()[0], x.shape()[1], H + top + bottom, W + left + right}, x.dtype());
+  Tensor y = Tensor::zeros({x.shape()[0], x.shape()[1], H + top + bottom, W + left + right}, x.dtype(), x.device());
   y.slice(2, top, top + H).slice(3, left, left + W).copy_(x.detach());
   return record("pad2d", y, {x}, [=](const Tensor& g) {
     return std::vector<Tensor>{g.slice(2, top, top + H).slice(3, left, left + W).contiguous()};

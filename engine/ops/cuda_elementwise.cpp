@@ -91,6 +91,13 @@ Tensor unary(UnaryFn fn, const Tensor& x_in, const char* name) {
   return y;
 }
 
+Tensor pow(const Tensor& x_in, double exponent) {
+  const Tensor x = dense(x_in);
+  Tensor y = empty_like_cuda(x.shape());
+  if (y.numel() > 0) cuda::pow_scalar(y.numel(), float(exponent), cf(x, "pow"), mf(y, "pow"));
+  return y;
+}
+
 Tensor sum(const Tensor& x_in, std::vector<int64_t> dims, const Shape& out_shape) {
   Tensor cur = dense(x_in);
   if (dims.empty()) return broadcast_to(cur, out_shape);  // nothing reduced: a copy
@@ -126,8 +133,22 @@ Tensor argmax(const Tensor& x, int64_t dim, const Shape& out_shape) {
   return max_along(x, dim, "argmax").second.reshape(out_shape);
 }
 
-Tensor max_values(const Tensor& x, int64_t dim, const Shape& out_shape) {
-  return max_along(x, dim, "max").first.reshape(out_shape);
+std::pair<Tensor, Tensor> max_with_index(const Tensor& x, int64_t dim, const Shape& out_shape) {
+  auto [values, index] = max_along(x, dim, "max");
+  return {values.reshape(out_shape), index};
+}
+
+Tensor max_backward(const Tensor& g_in, const Tensor& index, const Shape& in_shape, int64_t dim) {
+  const Tensor g = dense(g_in);
+  const int64_t outer = product(in_shape, 0, size_t(dim)), len = in_shape[size_t(dim)];
+  const int64_t inner = product(in_shape, size_t(dim) + 1, in_shape.size());
+  EMBER_CHECK(g.numel() == outer * inner && index.numel() == outer * inner && index.dtype() == DType::Int64,
+              "max_backward on cuda: gradient ", g.str(), " and index ", index.str(), " do not fit ", shape_str(in_shape),
+              " reduced over dim ", dim);
+  Tensor gx = empty_like_cuda(in_shape);
+  cuda::scatter_along_dim(outer, len, inner, cf(g, "max_backward"), static_cast<const int64_t*>(index.raw_data()),
+                          mf(gx, "max_backward"));
+  return gx;
 }
 
 }  // namespace ember::cuda_ops
@@ -141,9 +162,11 @@ Tensor broadcast_to(const Tensor&, const Shape&) { unreachable("broadcast_to"); 
 Tensor dense(const Tensor&) { unreachable("contiguous"); }
 Tensor neg(const Tensor&) { unreachable("neg"); }
 Tensor unary(UnaryFn, const Tensor&, const char* name) { unreachable(name); }
+Tensor pow(const Tensor&, double) { unreachable("pow"); }
 Tensor sum(const Tensor&, std::vector<int64_t>, const Shape&) { unreachable("sum"); }
 Tensor argmax(const Tensor&, int64_t, const Shape&) { unreachable("argmax"); }
-Tensor max_values(const Tensor&, int64_t, const Shape&) { unreachable("max"); }
+std::pair<Tensor, Tensor> max_with_index(const Tensor&, int64_t, const Shape&) { unreachable("max"); }
+Tensor max_backward(const Tensor&, const Tensor&, const Shape&, int64_t) { unreachable("max_backward"); }
 }  // namespace ember::cuda_ops
 
 #endif

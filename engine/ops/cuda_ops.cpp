@@ -176,6 +176,12 @@ Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
   });
 }
 
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const Tensor& a, int64_t lda, const Tensor& b,
+          int64_t ldb, double beta, Tensor& c, int64_t ldc) {
+  cuda::sgemm(cuda::active_gemm_precision(), trans_a, trans_b, M, N, K, 1.f, detail::strided_f32(a, "matmul"), lda,
+              detail::strided_f32(b, "matmul"), ldb, float(beta), mf(c, "matmul"), ldc);
+}
+
 // Same Philox stream as the CPU op (kernels/philox.h, 4 values per counter), so masks agree.
 Tensor dropout(const Tensor& x_in, double p, Generator& gen) {
   const int64_t n = x_in.numel();
@@ -324,6 +330,9 @@ Tensor max_pool2d(const Tensor&, const cpu::Pool2dShape&) { unreachable("max_poo
 Tensor avg_pool2d(const Tensor&, const cpu::Pool2dShape&) { unreachable("avg_pool2d"); }
 Tensor adaptive_avg_pool2d(const Tensor&, int64_t, int64_t) { unreachable("adaptive_avg_pool2d"); }
 Tensor linear(const Tensor&, const Tensor&, const Tensor&) { unreachable("linear"); }
+void gemm(bool, bool, int64_t, int64_t, int64_t, const Tensor&, int64_t, const Tensor&, int64_t, double, Tensor&, int64_t) {
+  unreachable("matmul");
+}
 Tensor dropout(const Tensor&, double, Generator&) { unreachable("dropout"); }
 Tensor cross_entropy(const Tensor&, const Tensor&, const CrossEntropyOptions&) { unreachable("cross_entropy"); }
 Tensor batch_norm(const Tensor&, const Tensor&, const Tensor&, Tensor, Tensor, bool, double, double, bool) {

@@ -1,5 +1,5 @@
-// matmul and linear on top of the GEMM kernels (kernels/cpu/gemm.h): forward and backward.
-// Transposes are passed to the GEMM as flags instead of being materialised.
+// matmul and linear on top of the GEMM kernels (kernels/cpu/gemm.h; cuBLAS on the GPU): forward and
+// backward. Transposes are passed to the GEMM as flags instead of being materialised.
 #include <algorithm>
 
 #include "engine/ops.h"
@@ -23,12 +23,18 @@ GemmOperand as_gemm_operand(const Tensor& m) {
   return {c, false, c.shape()[1]};
 }
 
-// C[M,N] = A[M,K] @ B[K,N] (+ beta * C), for 2-D views of any layout.
+// C[M,N] = A[M,K] @ B[K,N] (+ beta * C), for 2-D views of any layout; C is row-major contiguous.
+// On the GPU: cuBLAS (cuda_ops::gemm), with the same transpose flags and leading dimensions.
 template <class T>
 void gemm_2d(const Tensor& a, const Tensor& b, Tensor& c, T beta) {
   GemmOperand A = as_gemm_operand(a), B = as_gemm_operand(b);
   const int64_t M = a.shape()[0], K = a.shape()[1], N = b.shape()[1];
   if (M == 0 || N == 0) return;
+  if (cuda_ops::on_cuda(c)) {
+    cuda_ops::gemm(A.trans, B.trans, M, N, K, A.t, std::max<int64_t>(A.ld, 1), B.t, std::max<int64_t>(B.ld, 1),
+                   double(beta), c, N);
+    return;
+  }
   cpu::gemm<T>(A.trans, B.trans, M, N, K, T(1), A.t.template data<T>(), std::max<int64_t>(A.ld, 1),
                B.t.template data<T>(), std::max<int64_t>(B.ld, 1), beta, c.template data<T>(), N);
 }
@@ -59,7 +65,6 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   check_defined("matmul", b, "b");
   check_same_dtype("matmul", a, b);
   check_same_device("matmul", a, b);
-  check_cpu("matmul", a);
   check_floating("matmul", a);
   EMBER_CHECK((a.dim() == 2 || a.dim() == 3) && (b.dim() == 2 || b.dim() == 3), "matmul: expected 2-D or 3-D operands, got ",
               a.str(), " and ", b.str());

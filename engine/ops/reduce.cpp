@@ -192,11 +192,12 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
 
 Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
   check_floating("max", x);
-  if (cuda_ops::on_cuda(x)) {  // values only: softmax's shift and metrics need no gradient through it
-    EMBER_CHECK(!(grad_enabled() && x.requires_grad()), "max: the gradient of max over ", x.str(),
-                " is not implemented on the GPU; detach the input, or compute it on the CPU");
+  if (cuda_ops::on_cuda(x)) {  // the gradient goes to each row's first maximum, as on the CPU
     const Shapes r = one_dim_shapes(x, dim, keepdim, "max");
-    return cuda_ops::max_values(x, r.dims[0], r.out_shape);
+    auto [values, index] = cuda_ops::max_with_index(x, r.dims[0], r.out_shape);
+    return record("max", values, {x}, [index, d = r.dims[0], in_shape = x.shape()](const Tensor& g) {
+      return std::vector<Tensor>{cuda_ops::max_backward(g, index, in_shape, d)};
+    });
   }
   dim = wrap_dim(dim, x.dim(), "max");
   Plan p = plan_reduction(x, {dim}, keepdim, "max");

@@ -53,6 +53,12 @@ Tensor log(const Tensor& x) {
 }
 
 Tensor pow(const Tensor& x, double e) {
+  if (cuda_ops::on_cuda(x)) {
+    Tensor y = cuda_ops::pow(x, e);
+    return record("pow", y, {x}, [e, x = x.detach()](const Tensor& g) {
+      return std::vector<Tensor>{composed::pow_backward(g, x, e)};
+    });
+  }
   Tensor y = unary_map("pow", x, [e](auto v) { return decltype(v)(std::pow(v, decltype(v)(e))); });
   return record_unary("pow", x, y, [e](const Tensor& x, const Tensor& y) {
     // x^0 is constant: its derivative is 0 everywhere, also at x = 0 where 0 * 0^-1 would be NaN.

@@ -128,6 +128,7 @@ void binary(BinaryOp op, const BroadcastArgs& args, const float* a, const float*
 void binary_contiguous(BinaryOp op, int64_t n, const float* a, const float* b, float* out);  // float4 path
 void unary(UnaryOp op, int64_t n, const float* x, float* y);
 void relu_backward(int64_t n, const float* y, const float* dy, float* dx);  // dx = dy * (y > 0)
+void pow_scalar(int64_t n, float exponent, const float* x, float* y);       // y = powf(x, exponent)
 void axpby(int64_t n, float alpha, const float* x, float beta, float* y);   // y = alpha x + beta y
 void float_to_bf16(int64_t n, const float* x, uint16_t* y);                 // round to nearest even
 void bf16_to_float(int64_t n, const uint16_t* x, float* y);
@@ -154,6 +155,9 @@ enum class ReduceOp { Sum, Mean, Max };
 // out[outer, inner]; argmax (Max only, may be nullptr) gets the index along dim of the first max.
 void reduce_dim(ReduceOp op, int64_t outer, int64_t dim, int64_t inner, const float* x, float* out,
                 int64_t* argmax);
+// The backward of max along dim: dx[outer, index[o, i], inner] = dy[o, i] and 0 elsewhere (dx is
+// write-only; every element is written).
+void scatter_along_dim(int64_t outer, int64_t dim, int64_t inner, const float* dy, const int64_t* index, float* dx);
 
 // ---- fused softmax + cross-entropy over logits[N, C] (softmax_xent.cu) ----
 // loss (device scalar) = sum_i w[t_i] * -log softmax(x_i)[t_i] / sum_i w[t_i] over rows with

@@ -68,6 +68,11 @@ __global__ void relu_backward_kernel(int64_t n, const float* __restrict__ y, con
     dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
+__global__ void pow_scalar_kernel(int64_t n, float exponent, const float* __restrict__ x, float* __restrict__ y) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = powf(x[i], exponent);  // the CPU op's std::pow(float, float): negative x with an integer exponent too
+}
+
 __global__ void axpby_kernel(int64_t n, float alpha, const float* __restrict__ x, float beta, float* __restrict__ y) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     y[i] = alpha * x[i] + (beta == 0.f ? 0.f : beta * y[i]);
@@ -123,6 +128,11 @@ void unary(UnaryOp op, int64_t n, const float* x, float* y) {
 void relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
   if (n <= 0) return;
   relu_backward_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(n, y, dy, dx);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
+void pow_scalar(int64_t n, float exponent, const float* x, float* y) {
+  if (n <= 0) return;
+  pow_scalar_kernel<<<blocks_for(n, 256), 256, 0, stream()>>>(n, exponent, x, y);
   EMBER_CUDA_CHECK_LAUNCH();
 }
 void axpby(int64_t n, float alpha, const float* x, float beta, float* y) {

@@ -67,7 +67,23 @@ __global__ void reduce_columns_kernel(ReduceOp op, int64_t outer, int64_t dim, i
   }
 }
 
+__global__ void scatter_along_dim_kernel(int64_t outer, int64_t dim, int64_t inner, const float* __restrict__ dy,
+                                         const int64_t* __restrict__ index, float* __restrict__ dx) {
+  const int64_t total = outer * inner;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = i / inner, in = i % inner;
+    dx[(o * dim + index[i]) * inner + in] = dy[i];
+  }
+}
+
 }  // namespace
+
+void scatter_along_dim(int64_t outer, int64_t dim, int64_t inner, const float* dy, const int64_t* index, float* dx) {
+  if (outer * dim * inner <= 0) return;
+  memset_zero(dx, size_t(outer * dim * inner) * sizeof(float));  // same stream: ordered before the scatter
+  scatter_along_dim_kernel<<<blocks_for(outer * inner, 256), 256, 0, stream()>>>(outer, dim, inner, dy, index, dx);
+  EMBER_CUDA_CHECK_LAUNCH();
+}
 
 void reduce_dim(ReduceOp op, int64_t outer, int64_t dim, int64_t inner, const float* x, float* out, int64_t* argmax) {
   EMBER_CUDA_REQUIRE(outer >= 0 && dim > 0 && inner >= 0,

@@ -2,11 +2,13 @@
 // against the same expressions on the CPU: broadcasting add/sub/mul/div (whose backward sums over
 // the broadcast dims on the GPU too), scalar operands, neg, sum and mean over dims, argmax, a
 // permuted (non-contiguous) input, a scaled loss, the math ops (exp, log, sqrt, abs, sign, sigmoid,
-// tanh), softmax, log_softmax and max, the regression losses and BCE, and gradient clipping. Skips without a device; written in a session
+// tanh, pow), softmax, log_softmax and max (with its gradient), matmul, pad2d, the regression losses
+// and BCE, and gradient clipping. Skips without a device; written in a session
 // without a GPU.
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -103,12 +105,18 @@ TEST(CudaElementwise, MathOpsAndTheirGradientsMatchCpu) {
   expect_same_on_gpu("relu6", {wide}, [](const auto& v) { return relu6(v[0]); });
   expect_same_on_gpu("clamp", {wide}, [](const auto& v) { return clamp(v[0], -1.25, 2.5); });
   expect_same_on_gpu("leaky_relu", {wide}, [](const auto& v) { return leaky_relu(v[0], 0.07); });
+  // pow: integer exponents on both signs, fractional and negative ones on positive inputs, and 0.
+  expect_same_on_gpu("pow 3", {x}, [](const auto& v) { return pow(v[0], 3.0); });
+  expect_same_on_gpu("pow 2.5", {positive}, [](const auto& v) { return pow(v[0], 2.5); });
+  expect_same_on_gpu("pow -1.5", {positive}, [](const auto& v) { return pow(v[0], -1.5); });
+  expect_same_on_gpu("pow 0", {x}, [](const auto& v) { return pow(v[0], 0.0) * v[0]; });
   const Tensor s = sign(x.to(Device::CUDA));
   ASSERT_EQ(s.device(), Device::CUDA);
   EXPECT_EQ(s.to(Device::CPU).to_vector<float>(), sign(x).to_vector<float>());
 }
 
-// softmax and log_softmax (composed.h on the GPU) and the values of max, which shift them.
+// softmax and log_softmax (composed.h on the GPU), and max: its values, which shift them, and its
+// gradient, scattered to each row's first maximum.
 TEST(CudaElementwise, SoftmaxLogSoftmaxAndMaxMatchCpu) {
   EMBER_REQUIRE_CUDA();
   Generator gen(27);
@@ -119,10 +127,43 @@ TEST(CudaElementwise, SoftmaxLogSoftmaxAndMaxMatchCpu) {
     const Tensor got = max(x.to(Device::CUDA), dim, true);
     ASSERT_EQ(got.device(), Device::CUDA);
     EXPECT_LE(rel_err(got, max(x, dim, true)), 0.0) << "max over dim " << dim;
+    // A weighted sum of the maxima, so each scattered gradient value is distinct.
+    const Tensor weights = Tensor::normal(max(x, dim, false).shape(), 0, 1, gen);
+    expect_same_on_gpu("max backward", {x, weights}, [dim](const auto& v) { return max(v[0], dim, false) * v[1]; });
   }
-  Tensor leaf = x.to(Device::CUDA).detach();
-  leaf.requires_grad_();
-  EXPECT_THROW((void)max(leaf, 0), Error);  // no GPU backward for max: says so
+}
+
+// matmul through cuBLAS (fp32): plain, transposed views (passed as cuBLAS flags), batched, and a 2-D
+// operand shared across a batch (whose gradient sums over it).
+TEST(CudaElementwise, MatmulAndItsGradientsMatchCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(29);
+  const Tensor a = Tensor::normal({5, 7}, 0, 1, gen), b = Tensor::normal({7, 3}, 0, 1, gen);
+  const Tensor a3 = Tensor::normal({4, 5, 7}, 0, 1, gen), b3 = Tensor::normal({4, 7, 3}, 0, 1, gen);
+  expect_same_on_gpu("matmul", {a, b}, [](const auto& v) { return matmul(v[0], v[1]); });
+  expect_same_on_gpu("matmul of transposed views", {a.t().contiguous(), b.t().contiguous()},
+                     [](const auto& v) { return matmul(v[0].t(), v[1].t()); });
+  expect_same_on_gpu("batched", {a3, b3}, [](const auto& v) { return matmul(v[0], v[1]); });
+  expect_same_on_gpu("batched x shared", {a3, b}, [](const auto& v) { return matmul(v[0], v[1]); });
+  expect_same_on_gpu("shared x batched", {a, b3}, [](const auto& v) { return matmul(v[0], v[1]); });
+  expect_same_on_gpu("permuted batch", {a3.permute({1, 0, 2}).contiguous(), b3},
+                     [](const auto& v) { return matmul(v[0].permute({1, 0, 2}), v[1]); });
+}
+
+// pad2d (zeros, then a strided copy into the interior) and concat (copies into slices), and their
+// gradients (slices of the gradient, made contiguous by the strided copy).
+TEST(CudaElementwise, Pad2dConcatAndTheirGradientsMatchCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(28);
+  const Tensor x = Tensor::normal({2, 3, 5, 4}, 0, 1, gen), weights = Tensor::normal({2, 3, 8, 7}, 0, 1, gen);
+  expect_same_on_gpu("pad2d", {x, weights}, [](const auto& v) { return pad2d(v[0], 1, 2, 0, 3) * v[1]; });
+  expect_same_on_gpu("pad2d of a permuted view", {x, weights.permute({0, 1, 3, 2})},
+                     [](const auto& v) { return pad2d(v[0].permute({0, 1, 3, 2}), 0, 3, 1, 2) * v[1]; });
+  const Tensor y = Tensor::normal({2, 6, 5, 4}, 0, 1, gen), w9 = Tensor::normal({2, 9, 5, 4}, 0, 1, gen);
+  expect_same_on_gpu("concat along channels", {x, y, w9}, [](const auto& v) { return concat({v[0], v[1]}, 1) * v[2]; });
+  const Tensor w10 = Tensor::normal({2, 3, 10, 4}, 0, 1, gen);
+  expect_same_on_gpu("concat of a permuted view along rows", {x, x.permute({0, 2, 1, 3}).contiguous(), w10},
+                     [](const auto& v) { return concat({v[0], v[1].permute({0, 2, 1, 3})}, 2) * v[2]; });
 }
 
 // The regression losses and BCE-with-logits run their composed.h forms on the GPU.
@@ -140,12 +181,12 @@ TEST(CudaElementwise, RegressionLossesAndBceMatchCpu) {
   }
 }
 
-// clip_grad_norm_ over CUDA gradients (norms 1 and 2) scales them like the CPU version.
+// clip_grad_norm_ over CUDA gradients (norms 1, 2, 3 and inf) scales them like the CPU version.
 TEST(CudaElementwise, ClipGradNormMatchesCpu) {
   EMBER_REQUIRE_CUDA();
   Generator gen(26);
   const Tensor w = Tensor::normal({5, 7}, 0, 1, gen), b = Tensor::normal({7}, 0, 1, gen);
-  for (double norm_type : {1.0, 2.0}) {
+  for (double norm_type : {1.0, 2.0, 3.0, std::numeric_limits<double>::infinity()}) {
     double total[2];
     std::vector<Tensor> grads[2];
     for (int d = 0; d < 2; ++d) {
