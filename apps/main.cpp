@@ -26,15 +26,19 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run all milestones (M1-M4) of an experiment and write the report");
   run->add_option("experiment", args.experiment, "Experiment JSON (default: the embedded synthetic experiment)");
   run->add_option("-o,--out", args.out_dir, "Run directory (default: runs/<experiment name>)");
+  const char* device_help = "cpu | cuda: where models train (default: the experiment's \"device\", else cpu)";
+  run->add_option("--device", args.device, device_help);
 
   auto* train = app.add_subcommand("train", "Train one milestone of an experiment");
   train->add_option("experiment", args.experiment, "Experiment JSON")->required();
   train->add_option("-m,--milestone", args.milestones, "M1, M2, M3 or M4 (repeatable)")->required();
   train->add_option("-o,--out", args.out_dir, "Run directory");
+  train->add_option("--device", args.device, device_help);
 
   auto* embed = app.add_subcommand("embed", "Write frozen-backbone embeddings of every row to a safetensors file");
   embed->add_option("experiment", args.experiment, "Experiment JSON")->required();
   embed->add_option("-o,--out", args.out_dir, "Run directory");
+  embed->add_option("--device", args.device, device_help);
 
   auto* eval = app.add_subcommand("eval", "Recompute test metrics (overall and per subgroup) from a run's predictions");
   eval->add_option("run_dir", args.run_dir, "Run directory")->required();

@@ -76,10 +76,13 @@ void Adam::update(const ParamGroup& group, Tensor& param, const Tensor& grad, Pa
   });
 }
 
-// All of the group's CUDA parameters that share a step count (normally all) in one launch.
+// All of the group's CUDA parameters that share a step count (normally all) in one launch. Adam's L2
+// decay belongs to the gradient (g + wd p, as torch.optim.Adam adds it), so Adam runs the AdamW kernel
+// on that gradient with no decoupled decay.
 void Adam::update_cuda(const ParamGroup& group, std::vector<CudaParam>& params) {
-  EMBER_CHECK(decoupled_weight_decay_ && !opt_.amsgrad, kind(), ".step: ", params.front().label, " ",
-              params.front().param.str(), " is on cuda; the fused CUDA step implements AdamW without amsgrad only");
+  EMBER_CHECK(!opt_.amsgrad, kind(), ".step: ", params.front().label, " ", params.front().param.str(),
+              " is on cuda; the fused CUDA step has no amsgrad");
+  const bool l2 = !decoupled_weight_decay_ && group.weight_decay != 0.0;
   struct Lists {
     std::vector<Tensor> params, grads, exp_avg, exp_avg_sq;
   };
@@ -88,13 +91,14 @@ void Adam::update_cuda(const ParamGroup& group, std::vector<CudaParam>& params) 
     c.state->step += 1;
     Lists& l = by_step[c.state->step];
     l.params.push_back(c.param);
-    l.grads.push_back(c.grad);
+    l.grads.push_back(l2 ? c.grad.detach() + c.param.detach() * group.weight_decay : c.grad);
     l.exp_avg.push_back(state_buffer(c.param, c.state->buffers, "exp_avg"));
     l.exp_avg_sq.push_back(state_buffer(c.param, c.state->buffers, "exp_avg_sq"));
   }
   for (const auto& [step, l] : by_step)
     cuda_ops::adamw_step(l.params, l.grads, l.exp_avg, l.exp_avg_sq,
-                         {group.lr, opt_.beta1, opt_.beta2, opt_.eps, group.weight_decay, step});
+                         {group.lr, opt_.beta1, opt_.beta2, opt_.eps, decoupled_weight_decay_ ? group.weight_decay : 0.0,
+                          step});
 }
 
 }  // namespace ember

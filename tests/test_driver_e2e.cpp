@@ -7,6 +7,7 @@
 #include <set>
 
 #include "apps/driver/run.h"
+#include "engine/storage.h"
 #include "data/csv.h"
 
 namespace fs = std::filesystem;
@@ -105,4 +106,62 @@ TEST(DriverE2E, ConfigErrorsNameTheKey) {
   j["regression_loss"] = "l1";
   EXPECT_EQ(parse_experiment(j).m2.convs_per_block, 2);
   EXPECT_EQ(parse_experiment(j).regression_loss, "l1");
+  j["device"] = "gpu";
+  EXPECT_NE(message(j).find("experiment.device: 'gpu' is not one of cpu, cuda"), std::string::npos) << message(j);
+}
+
+// "device": "cuda" without a usable device stops before any work, saying so (CI, and any CPU build).
+TEST(DriverE2E, CudaDeviceWithoutOneStopsAtTheStart) {
+  if (ember::cuda_backend() != nullptr) GTEST_SKIP() << "a CUDA device is present: CudaRunMatchesCpuRun covers it";
+  auto j = nlohmann::json::parse(default_experiment_json());
+  j["device"] = "cuda";
+  RunOptions o;
+  o.quiet = true;
+  o.out_dir = temp_dir("nodevice").string();
+  try {
+    run_experiment(parse_experiment(j), o);
+    FAIL() << "a cuda run without a device started";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("experiment device 'cuda': CUDA is not available"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(fs::path(o.out_dir) / "split.csv")) << "work started before the device check";
+  fs::remove_all(o.out_dir);
+}
+
+// With a device: M1 (MLP) and M2 (CNN with fused BN+ReLU, dropout, pooling) trained on the GPU give the
+// CPU run's test metrics, up to float summation order (the same seeds, Philox dropout masks and
+// batches; fp32 GEMMs and convolutions). Written in a session without a GPU: not yet run.
+TEST(DriverE2E, CudaRunMatchesCpuRun) {
+  if (ember::cuda_backend() == nullptr) GTEST_SKIP() << "no CUDA device (or a build without EMBER_CUDA)";
+  Report r[2];
+  for (int d = 0; d < 2; ++d) {
+    auto j = nlohmann::json::parse(default_experiment_json());
+    j["synthetic_rows"] = 160;
+    for (const char* m : {"m1", "m2"}) j[m]["train"]["epochs"] = 2;
+    j["m2"]["channels"] = {4, 8};
+    j["m2"]["multitask"] = nlohmann::json::array();
+    j["m3"]["enabled"] = false;
+    j["m4"]["enabled"] = false;
+    j["device"] = d == 0 ? "cpu" : "cuda";
+    RunOptions o;
+    o.quiet = true;
+    o.out_dir = temp_dir(d == 0 ? "cpu" : "cuda").string();
+    r[d] = run_experiment(parse_experiment(j), o);
+    fs::remove_all(o.out_dir);
+  }
+  ASSERT_EQ(r[0].results.size(), r[1].results.size());
+  ASSERT_FALSE(r[0].results.empty());
+  for (size_t i = 0; i < r[0].results.size(); ++i) {
+    const auto& want = r[0].results[i];
+    const auto& got = r[1].results[i];
+    ASSERT_EQ(got.id, want.id);
+    for (const auto& [key, value] : want.test.items()) {  // accuracy, roc_auc, mae, ... of the test set
+      if (!value.is_number()) continue;
+      ASSERT_TRUE(got.test.contains(key)) << want.id << " " << want.target << ": no " << key << " on cuda";
+      const double a = value.get<double>(), b = got.test.at(key).get<double>();
+      EXPECT_NEAR(b, a, 1e-3 * std::max(1.0, std::abs(a))) << want.id << " " << want.target << " " << key;
+    }
+  }
+  EXPECT_EQ(r[1].info.at("device"), "cuda");
 }

@@ -16,9 +16,14 @@ namespace ember::driver {
 namespace {
 
 ExperimentConfig experiment_of(const CommandArgs& a) {
-  if (a.experiment.empty() || a.experiment == "default")
-    return parse_experiment(nlohmann::json::parse(default_experiment_json()));
-  return load_experiment(a.experiment);
+  ExperimentConfig cfg = a.experiment.empty() || a.experiment == "default"
+                             ? parse_experiment(nlohmann::json::parse(default_experiment_json()))
+                             : load_experiment(a.experiment);
+  if (!a.device.empty()) {
+    check_device_name(a.device, "--device");
+    cfg.device = a.device;
+  }
+  return cfg;
 }
 
 nlohmann::json read_json(const std::string& path) {

@@ -10,6 +10,7 @@ struct CommandArgs {
   std::string out_dir;
   std::string run_dir;
   std::vector<std::string> milestones;  // train: which ones
+  std::string device;                   // "" keeps the experiment's; cpu | cuda overrides it
   bool quiet = false;
 };
 

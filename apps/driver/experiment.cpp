@@ -129,6 +129,8 @@ ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& so
   r.get("age_column", c.age_column);
   r.get("regression_loss", c.regression_loss);
   r.get("workers", c.workers);
+  r.get("device", c.device);
+  check_device_name(c.device, where + ".device");
   c.m2.train.epochs = 15;
   c.m2.train.lr = 2e-3;
   c.m3.hidden = {64};
@@ -160,6 +162,10 @@ ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& so
       inside(m->embeddings_file, std::string(key) + ".embeddings_file");
   }
   return c;
+}
+
+void check_device_name(const std::string& device, const std::string& where) {
+  EMBER_CHECK(device == "cpu" || device == "cuda", where, ": '", device, "' is not one of cpu, cuda");
 }
 
 ExperimentConfig load_experiment(const std::string& path) {

@@ -70,12 +70,17 @@ struct ExperimentConfig {
   std::vector<std::string> subgroup_columns;  // e.g. {"sex", "race"}
   std::string age_column;   // numeric column broken down in age bands ("" = none)
   int workers = 2;
+  // Where models train and the M3 backbone embeds: "cpu" or "cuda" (a CUDA build with a device; the
+  // data pipeline, metrics and files stay on the CPU, and each batch is copied over).
+  std::string device = "cpu";
   MilestoneConfig m1, m2, m3, m4;
 };
 
 ExperimentConfig parse_experiment(const nlohmann::json& j, const std::string& source_path = "");
 ExperimentConfig load_experiment(const std::string& path);
 const char* default_experiment_json();  // the README's main job
+// "cpu" or "cuda" (anything else throws, naming `where`).
+void check_device_name(const std::string& device, const std::string& where);
 // Resolves a path from the config relative to the config file's directory.
 std::string resolve_config_path(const ExperimentConfig& cfg, const std::string& path);
 

@@ -67,10 +67,7 @@ nn::ModulePtr train_cnn(RunContext& ctx, const std::string& id, const std::strin
   ImageSource train(ctx.ds, ctx.split.train, nullptr, loader_options(ctx, p_train, bs, true), ctx.cache, heads);
   ImageSource val(ctx.ds, ctx.split.val, nullptr, loader_options(ctx, ctx.pipeline, bs, false), ctx.cache, heads);
   ImageSource test(ctx.ds, ctx.split.test, nullptr, loader_options(ctx, ctx.pipeline, bs, false), ctx.cache, heads);
-  FitOptions fo;
-  fo.name = id + " " + heads[0].target + (heads.size() > 1 ? "+" : "");
-  fo.run_dir = ctx.run_dir;
-  fo.seed = ctx.cfg.seed;
+  const FitOptions fo = ctx.fit_options(id + " " + heads[0].target + (heads.size() > 1 ? "+" : ""));
   FitResult fr = fit(model, heads, train, val, mc.train, fo);
   Predictions pred = predict(model, heads, test, fo.name + " test", mc.test_flip);
   for (size_t h = 0; h < heads.size(); ++h)
@@ -101,10 +98,7 @@ void finetune(RunContext& ctx, nn::Module& embedding_head_model, const HeadSpec&
   ImageSource test(ctx.ds, ctx.split.test, nullptr, loader_options(ctx, ctx.m3_pipeline, bs, false), cache, {head});
   TrainConfig tc = mc.train;
   tc.epochs = mc.finetune_epochs;
-  FitOptions fo;
-  fo.name = "M3-finetune " + head.target;
-  fo.run_dir = ctx.run_dir;
-  fo.seed = ctx.cfg.seed;
+  FitOptions fo = ctx.fit_options("M3-finetune " + head.target);
   fo.lr_scale = mc.finetune_lr_factor;
   fo.keep_eval = {ctx.m3_backbone.get()};
   FitResult fr = fit(model, {head}, train, val, tc, fo);
@@ -204,8 +198,9 @@ Tensor compute_embeddings(RunContext& ctx) {
   data::Batch b;
   int64_t done = 0, batches = 0;
   NoGradGuard no_grad;
+  backbone->to(ctx.device());
   while (loader.next(b)) {
-    Tensor e = backbone->embed(b.images);
+    Tensor e = backbone->embed(b.images.to(ctx.device())).to(Device::CPU);
     if (!out.defined()) out = Tensor::zeros({ctx.ds.size(), e.shape()[1]});
     const int64_t D = e.shape()[1];
     auto v = e.contiguous();
@@ -237,10 +232,7 @@ void run_m3(RunContext& ctx) {
                           ctx.cfg.seed);
     };
     auto train = src(ctx.split.train, true), val = src(ctx.split.val, false), test = src(ctx.split.test, false);
-    FitOptions fo;
-    fo.name = "M3 " + head.target;
-    fo.run_dir = ctx.run_dir;
-    fo.seed = ctx.cfg.seed;
+    const FitOptions fo = ctx.fit_options("M3 " + head.target);
     FitResult fr = fit(model, {head}, train, val, mc.train, fo);
     Predictions pred = predict(model, {head}, test, fo.name + " test");
     ctx.add_result(evaluate_head("M3", "frozen " + mc.backbone + " embeddings + MLP", head, pred, 0, ctx.ds, ctx.groups),

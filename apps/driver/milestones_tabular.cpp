@@ -21,10 +21,7 @@ void train_and_report(RunContext& ctx, const std::string& id, const std::string&
   auto train = make_source(ctx, inputs_of(ctx.split.train), ctx.split.train, {head}, bs, true);
   auto val = make_source(ctx, inputs_of(ctx.split.val), ctx.split.val, {head}, bs, false);
   auto test = make_source(ctx, inputs_of(ctx.split.test), ctx.split.test, {head}, bs, false);
-  FitOptions fo;
-  fo.name = id + " " + head.target;
-  fo.run_dir = ctx.run_dir;
-  fo.seed = ctx.cfg.seed;
+  const FitOptions fo = ctx.fit_options(id + " " + head.target);
   FitResult fit_result = fit(model, {head}, train, val, mc.train, fo);
   Predictions pred = predict(model, {head}, test, fo.name + " test");
   ctx.add_result(evaluate_head(id, title, head, pred, 0, ctx.ds, ctx.groups), pred, 0, &fit_result,

@@ -22,6 +22,21 @@ bool RunContext::wants(const std::string& m) const {
   return std::find(options.only.begin(), options.only.end(), m) != options.only.end();
 }
 
+Device RunContext::device() const {
+  if (cfg.device == "cpu") return Device::CPU;
+  require_cuda("experiment device 'cuda'");
+  return Device::CUDA;
+}
+
+FitOptions RunContext::fit_options(const std::string& name) const {
+  FitOptions fo;
+  fo.name = name;
+  fo.run_dir = run_dir;
+  fo.seed = cfg.seed;
+  fo.device = device();
+  return fo;
+}
+
 std::string predictions_path(const std::string& run_dir, const std::string& id, const std::string& target) {
   std::string safe = id + "_" + target;
   for (auto& c : safe)
@@ -84,6 +99,7 @@ HeadSpec make_head(const RunContext& ctx, const std::string& name) {
 
 void prepare(RunContext& ctx) {
   const auto& cfg = ctx.cfg;
+  (void)ctx.device();  // a "cuda" run on a machine without one stops here, before any work
   ctx.run_dir = ctx.options.out_dir.empty() ? "runs/" + cfg.name : ctx.options.out_dir;
   fs::create_directories(ctx.run_dir + "/checkpoints");
   fs::create_directories(ctx.run_dir + "/predictions");
@@ -170,6 +186,7 @@ Report run_experiment(const ExperimentConfig& cfg, const RunOptions& options) {
   if (cfg.m2.enabled && ctx.wants("M2")) run_m2(ctx);
   if (cfg.m3.enabled && ctx.wants("M3")) run_m3(ctx);
   if (cfg.m4.enabled && ctx.wants("M4")) run_m4(ctx);
+  ctx.report.info["device"] = cfg.device;
   ctx.report.info["total_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   write_report(ctx.report, ctx.run_dir);
   return ctx.report;

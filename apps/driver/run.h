@@ -45,6 +45,10 @@ struct RunContext {
   std::map<std::string, Predictions> test_predictions;  // "M1/label" -> predictions
 
   bool wants(const std::string& milestone) const;
+  // cfg.device as a Device; "cuda" without a usable device throws, saying why.
+  Device device() const;
+  // What every milestone's fit() shares: name, run directory, seed and device.
+  FitOptions fit_options(const std::string& name) const;
   // Records a trained head's test result in the report and writes its predictions CSV.
   void add_result(MilestoneResult r, const Predictions& pred, size_t head, const FitResult* fit, int64_t params);
 };

@@ -38,6 +38,34 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
+// Whether every gradient is finite, as one number: sum(g * 0) is 0 for finite g and NaN as soon as one
+// element is inf or NaN (no overflow, unlike a norm), so a GPU run reads back one value per step
+// instead of every gradient.
+bool gradients_finite(const std::vector<Tensor>& params) {
+  Tensor flag;
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    const Tensor s = sum(g * 0.0);
+    flag = flag.defined() ? flag + s : s;
+  }
+  return !flag.defined() || std::isfinite(flag.item());
+}
+
+// The batch's inputs and targets on `device` (the loaders produce CPU tensors); rows stay.
+TrainBatch on_device(const TrainBatch& b, Device device) {
+  if (device == Device::CPU) return b;
+  TrainBatch d = b;
+  for (Tensor& t : d.inputs) t = t.to(device);
+  for (Tensor& t : d.targets) t = t.to(device);
+  return d;
+}
+
+Device device_of(const nn::Module& model) {
+  const auto params = model.parameters();
+  return params.empty() ? Device::CPU : params.front().device();
+}
+
 // The loss of one batch: cross-entropy per classification head, the head's regression loss (MSE by
 // default; L1 aims straight at MAE) on standardised values per regression head, summed.
 Tensor regression_loss(const HeadSpec& head, const Tensor& out, const Tensor& target) {
@@ -105,13 +133,13 @@ Tensor mirrored(const Tensor& images) {
   return out;
 }
 
-// The model's outputs for one batch; with flip averaging, the mean of the outputs (logits or
-// standardised values) on the images and on their mirror images.
-std::vector<Tensor> outputs(nn::Module& model, const TrainBatch& b, bool flip_average) {
-  auto outs = model.call_many(b.inputs);
+// The model's outputs for one batch (b on the CPU, d the same batch on the model's device); with flip
+// averaging, the mean of the outputs (logits or standardised values) on the images and on their mirror images.
+std::vector<Tensor> outputs(nn::Module& model, const TrainBatch& b, const TrainBatch& d, bool flip_average) {
+  auto outs = model.call_many(d.inputs);
   if (!flip_average || b.inputs.empty() || b.inputs[0].dim() != 4) return outs;
-  std::vector<Tensor> flipped_inputs = b.inputs;
-  flipped_inputs[0] = mirrored(b.inputs[0]);
+  std::vector<Tensor> flipped_inputs = d.inputs;
+  flipped_inputs[0] = mirrored(b.inputs[0]).to(d.inputs[0].device());
   auto flipped = model.call_many(flipped_inputs);
   for (size_t h = 0; h < outs.size(); ++h) outs[h] = (outs[h] + flipped[h]) * 0.5;
   return outs;
@@ -140,9 +168,11 @@ Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, Batch
   src.start_epoch(0);
   TrainBatch b;
   double loss_sum = 0;
+  const Device device = device_of(model);
   while (src.next(b)) {
-    auto outs = outputs(model, b, flip_average);
-    loss_sum += batch_loss(heads, outs, b).item() * double(b.size());
+    const TrainBatch d = on_device(b, device);
+    auto outs = outputs(model, b, d, flip_average);
+    loss_sum += batch_loss(heads, outs, d).item() * double(b.size());
     p.rows.insert(p.rows.end(), b.rows.begin(), b.rows.end());
     for (size_t h = 0; h < heads.size(); ++h) collect(heads[h], outs[h], b.targets[h], p.heads[h]);
   }
@@ -153,11 +183,15 @@ Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, Batch
 
 FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& train, BatchSource& val,
               const TrainConfig& cfg, const FitOptions& opt) {
+  model.to(opt.device);  // before the parameters are listed: moving replaces the parameter tensors
   std::vector<Tensor> params = opt.params;
   if (params.empty())
     for (auto& p : model.parameters())
       if (p.requires_grad()) params.push_back(p);
   EMBER_CHECK(!params.empty(), "training ", opt.name, ": the model has no trainable parameters");
+  for (const Tensor& p : params)
+    EMBER_CHECK(p.device() == opt.device, "training ", opt.name, ": parameter ", p.str(), " is not on ",
+                device_name(opt.device), " (FitOptions::params must be listed after the model is moved there)");
   const double lr = cfg.lr * opt.lr_scale;
   auto optimizer = make_optimizer(cfg, params, lr);
   auto schedule = make_schedule(cfg, lr);
@@ -190,15 +224,17 @@ FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource
       // into -inf, ReLU into 0) and surface only as a NaN gradient, blamed on a parameter, not the data.
       if (std::string bad = first_bad_input(b); bad != "inputs are finite")
         non_finite("the batch is not finite", opt, epoch, batch, bad);
-      auto outs = model.call_many(b.inputs);
-      Tensor loss = batch_loss(heads, outs, b);
+      const TrainBatch d = on_device(b, opt.device);
+      auto outs = model.call_many(d.inputs);
+      Tensor loss = batch_loss(heads, outs, d);
       const double lv = loss.item();
       if (!std::isfinite(lv)) non_finite("loss is " + std::to_string(lv), opt, epoch, batch, first_bad_input(b));
       optimizer->zero_grad();
       loss.backward();
-      for (size_t i = 0; i < params.size(); ++i)
-        if (!all_finite(params[i].grad()))
-          non_finite("gradient is not finite", opt, epoch, batch, "first at parameter " + params[i].str());
+      if (!gradients_finite(params))
+        for (size_t i = 0; i < params.size(); ++i)
+          if (!all_finite(params[i].grad()))
+            non_finite("gradient is not finite", opt, epoch, batch, "first at parameter " + params[i].str());
       if (cfg.clip_norm > 0) clip_grad_norm_(params, cfg.clip_norm);
       optimizer->step();
       collect(heads[0], outs[0], b.targets[0], train_head0);

@@ -20,6 +20,8 @@ struct FitOptions {
   double lr_scale = 1.0;
   // Kept in eval mode while the rest trains (a frozen backbone's BatchNorm keeps its statistics).
   std::vector<nn::Module*> keep_eval;
+  // fit() moves the model here first; each batch is copied over (the loaders and metrics stay on the CPU).
+  Device device = Device::CPU;
 };
 
 struct FitResult {
@@ -46,7 +48,7 @@ struct Predictions {
 
 FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& train, BatchSource& val,
               const TrainConfig& cfg, const FitOptions& opt);
-// flip_average: average the outputs on the images (input 0, NCHW) and on their mirror images, a
+// Runs on the device of the model's parameters. flip_average: average the outputs on the images (input 0, NCHW) and on their mirror images, a
 // test-time augmentation that matches training with random horizontal flips.
 Predictions predict(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource& src, const std::string& label,
                     bool flip_average = false);

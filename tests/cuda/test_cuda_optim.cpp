@@ -70,26 +70,31 @@ TEST(CudaOptim, SgdMomentumStepsMatchCpu) {
         1e-6);
 }
 
-TEST(CudaOptim, AdamWStepsMatchCpu) {
+// AdamW (decoupled decay, in the kernel) and Adam (L2 decay added to the gradient, then the AdamW
+// kernel with no decoupled decay).
+TEST(CudaOptim, AdamWAndAdamStepsMatchCpu) {
   EMBER_REQUIRE_CUDA();
-  expect_same_steps(
-      [](std::vector<Tensor> p) {
-        return std::make_unique<AdamW>(std::vector<ParamGroup>{ParamGroup{std::move(p), 1e-2, 0.05, ""}});
-      },
-      1e-6);
+  for (const bool decoupled : {true, false})
+    expect_same_steps(
+        [decoupled](std::vector<Tensor> p) -> std::unique_ptr<Optimizer> {
+          std::vector<ParamGroup> groups{ParamGroup{std::move(p), 1e-2, 0.05, ""}};
+          if (decoupled) return std::make_unique<AdamW>(std::move(groups));
+          return std::make_unique<Adam>(std::move(groups));
+        },
+        1e-6);
 }
 
-TEST(CudaOptim, AdamWithoutAFusedKernelNamesTheParameter) {
+TEST(CudaOptim, AmsgradWithoutAFusedKernelNamesTheParameter) {
   EMBER_REQUIRE_CUDA();
   std::vector<Tensor> gpu = make_params(Device::CUDA);
   for (Tensor& p : gpu) p.set_grad(Tensor::zeros(p.shape(), DType::Float32, Device::CUDA));
-  Adam adam({ParamGroup{gpu, 1e-3, 0.0, "body"}});
+  Adam adam({ParamGroup{gpu, 1e-3, 0.0, "body"}}, AdamOptions{.amsgrad = true});
   try {
     adam.step();
-    FAIL() << "Adam (L2 weight decay) on cuda should throw";
+    FAIL() << "amsgrad on cuda should throw";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("group 'body' param 0"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("AdamW without amsgrad"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no amsgrad"), std::string::npos) << e.what();
   }
 }
 
