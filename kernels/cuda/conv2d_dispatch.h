@@ -4,6 +4,9 @@
 
 namespace ember::cuda::conv {
 
+// Whether convs with C / groups == 1 run the direct depthwise kernels (EMBER_DEPTHWISE=direct, the
+// default) or the engine's implicit GEMM (gemm); registry op "depthwise" (dispatch.cpp).
+bool depthwise_direct();
 // conv2d_simt.cu: FP32 implicit GEMM on CUDA cores.
 void simt_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void simt_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);

@@ -81,20 +81,20 @@ void launch(const Problem& prob, int64_t rows, int64_t cols, int64_t depth, bool
 
 void simt_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   const Geom g = make_geom(s, "forward (ember_simt)");
-  if (g.Cg == 1) return depthwise_forward(g, x, w, bias, y);
+  if (g.Cg == 1 && depthwise_direct()) return depthwise_forward(g, x, w, bias, y);
   launch(ForwardProblem{g, x, w, bias, y}, int64_t(g.N) * g.P * g.Q, g.Kg, int64_t(g.Cg) * g.R * g.S, false);
 }
 
 void simt_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   const Geom g = make_geom(s, "backward data (ember_simt)");
-  if (g.Cg == 1) return depthwise_backward_data(g, dy, w, dx);
+  if (g.Cg == 1 && depthwise_direct()) return depthwise_backward_data(g, dy, w, dx);
   launch(BackwardDataProblem{g, dy, w, dx}, int64_t(g.N) * g.H * g.W, g.Cg, int64_t(g.Kg) * g.R * g.S, false);
 }
 
 void simt_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias) {
   const Geom g = make_geom(s, "backward weight (ember_simt)");
   if (dbias) bias_grad(g, dy, dbias);
-  if (g.Cg == 1) return depthwise_backward_weight(g, x, dy, dw);
+  if (g.Cg == 1 && depthwise_direct()) return depthwise_backward_weight(g, x, dy, dw);
   memset_zero(dw, size_t(g.K) * g.Cg * g.R * g.S * sizeof(float));  // split-depth blocks accumulate
   launch(BackwardWeightProblem{g, x, dy, dw}, g.Kg, int64_t(g.Cg) * g.R * g.S, int64_t(g.N) * g.P * g.Q, true);
 }

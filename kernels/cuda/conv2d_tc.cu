@@ -134,14 +134,14 @@ void launch(Precision prec, const Problem& prob, int64_t rows, int64_t cols, int
 void tc_forward(Precision prec, const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y) {
   if (prec == Precision::FP32) return simt_forward(s, x, w, bias, y);
   const Geom g = make_geom(s, "forward (ember_tc)");
-  if (g.Cg == 1) return depthwise_forward(g, x, w, bias, y);
+  if (g.Cg == 1 && depthwise_direct()) return depthwise_forward(g, x, w, bias, y);
   launch(prec, ForwardProblem{g, x, w, bias, y}, int64_t(g.N) * g.P * g.Q, g.Kg, int64_t(g.Cg) * g.R * g.S, false);
 }
 
 void tc_backward_data(Precision prec, const Conv2dShape& s, const float* dy, const float* w, float* dx) {
   if (prec == Precision::FP32) return simt_backward_data(s, dy, w, dx);
   const Geom g = make_geom(s, "backward data (ember_tc)");
-  if (g.Cg == 1) return depthwise_backward_data(g, dy, w, dx);
+  if (g.Cg == 1 && depthwise_direct()) return depthwise_backward_data(g, dy, w, dx);
   launch(prec, BackwardDataProblem{g, dy, w, dx}, int64_t(g.N) * g.H * g.W, g.Cg, int64_t(g.Kg) * g.R * g.S, false);
 }
 
@@ -150,7 +150,7 @@ void tc_backward_weight(Precision prec, const Conv2dShape& s, const float* x, co
   if (prec == Precision::FP32) return simt_backward_weight(s, x, dy, dw, dbias);
   const Geom g = make_geom(s, "backward weight (ember_tc)");
   if (dbias) bias_grad(g, dy, dbias);
-  if (g.Cg == 1) return depthwise_backward_weight(g, x, dy, dw);
+  if (g.Cg == 1 && depthwise_direct()) return depthwise_backward_weight(g, x, dy, dw);
   memset_zero(dw, size_t(g.K) * g.Cg * g.R * g.S * sizeof(float));
   launch(prec, BackwardWeightProblem{g, x, dy, dw}, g.Kg, int64_t(g.Cg) * g.R * g.S, int64_t(g.N) * g.P * g.Q,
          true);

@@ -59,7 +59,9 @@ void conv2d_backward_weight(ConvAlgo algo, Precision prec, const Conv2dShape& s,
                             float* dw, float* dbias);
 // Run-time selected: algorithm from EMBER_CONV=ember_tc|ember_simt|cudnn (registry op "conv"),
 // precision from EMBER_CONV_PRECISION=fp32|tf32|bf16 (default fp32). ember_tc at fp32 runs the SIMT
-// kernel, because tensor cores have no exact fp32 mode.
+// kernel, because tensor cores have no exact fp32 mode. Under both ember engines, depthwise convs
+// (C / groups == 1) run direct FP32 kernels unless EMBER_DEPTHWISE=gemm (registry op "depthwise")
+// sends them through the engine's implicit GEMM (tensor cores at tf32/bf16 under ember_tc).
 void conv2d_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void conv2d_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const Conv2dShape& s, const float* x, const float* dy, float* dw, float* dbias);
@@ -69,7 +71,7 @@ void set_conv_precision(const std::string& name);  // "" restores the environmen
 // Precision of the dense layers' GEMMs (cuBLAS/cuBLASLt): EMBER_GEMM_PRECISION=fp32|tf32|bf16, default fp32.
 Precision active_gemm_precision();
 bool cudnn_available();                             // compiled with cuDNN and a device is present
-// Registers the variant tables "conv", "pool", "bn" with kernels/registry.h (they otherwise register
+// Registers the variant tables "conv", "depthwise", "pool", "bn" with kernels/registry.h (they otherwise register
 // on first use) so kernels::set_variant / variants() see them; returns their op names.
 std::vector<std::string> cuda_variant_ops();
 

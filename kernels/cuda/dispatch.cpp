@@ -1,7 +1,7 @@
 // Run-time choice between ember's CUDA kernels and the cuDNN baselines, through the same
-// registry as the CPU kernels (kernels/registry.h): ops "conv", "pool" and "bn", selected with
-// EMBER_CONV=ember_tc|ember_simt|cudnn, EMBER_POOL=ember|cudnn, EMBER_BN=ember|cudnn, or
-// kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
+// registry as the CPU kernels (kernels/registry.h): ops "conv", "depthwise", "pool" and "bn", selected
+// with EMBER_CONV=ember_tc|ember_simt|cudnn, EMBER_DEPTHWISE=direct|gemm, EMBER_POOL=ember|cudnn,
+// EMBER_BN=ember|cudnn, or kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
 // Conv math precision comes from EMBER_CONV_PRECISION=fp32|tf32|bf16 (default fp32), that of the dense
 // layers' cuBLAS GEMMs from EMBER_GEMM_PRECISION (same values and default).
 #include <cstdlib>
@@ -24,6 +24,15 @@ kernels::VariantTable<ConvAlgo>& conv_table() {
   static kernels::VariantTable<ConvAlgo> table("conv", {{"ember_tc", ConvAlgo::EmberTensorCore, device_ready},
                                                         {"ember_simt", ConvAlgo::EmberSimt, device_ready},
                                                         {"cudnn", ConvAlgo::Cudnn, cudnn_ready}});
+  return table;
+}
+// Convs with one input channel per group (depthwise) under ember's engines: the direct kernels
+// (conv2d_depthwise.cu, FP32 whatever the precision; the default, as a depthwise GEMM is 1 x R*S per
+// output and memory-bound) or the engine's own implicit GEMM (ember_tc: TF32/BF16 tensor cores).
+enum class Depthwise { Direct, Gemm };
+kernels::VariantTable<Depthwise>& depthwise_table() {
+  static kernels::VariantTable<Depthwise> table("depthwise", {{"direct", Depthwise::Direct, device_ready},
+                                                              {"gemm", Depthwise::Gemm, device_ready}});
   return table;
 }
 kernels::VariantTable<Impl>& pool_table() {
@@ -50,10 +59,13 @@ Precision parse_precision(const std::string& name, const char* source) {
 
 std::vector<std::string> cuda_variant_ops() {
   conv_table();
+  depthwise_table();
   pool_table();
   bn_table();
-  return {"conv", "pool", "bn"};
+  return {"conv", "depthwise", "pool", "bn"};
 }
+
+bool conv::depthwise_direct() { return depthwise_table().get() == Depthwise::Direct; }
 
 const char* precision_name(Precision p) {
   switch (p) {

@@ -1,4 +1,5 @@
-// Every conv variant (ember_simt FP32, ember_tc TF32/BF16, cuDNN) against the CPU reference
+// Every conv variant (ember_simt FP32, ember_tc TF32/BF16, cuDNN; depthwise shapes under both
+// depthwise variants, direct and gemm) against the CPU reference
 // ember::cpu::conv2d_*_ref, forward / data gradient / weight gradient, on hand-picked awkward
 // shapes (odd sizes, stride, padding, dilation, groups, depthwise) plus seeded random ones.
 // Outputs are NaN-poisoned before each run so unwritten elements fail the comparison.
@@ -7,6 +8,8 @@
 #include <string>
 
 #include "kernels/cpu/conv2d.h"
+#include "kernels/cuda/conv2d_dispatch.h"
+#include "kernels/registry.h"
 #include "tests/cuda/conv_test_shapes.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -55,18 +58,25 @@ TEST(CudaConv, EveryVariantMatchesCpuReference) {
     const ConvData d(s, seed += 10);
     DeviceArray<float> x(d.x), w(d.w), bias(d.bias), dy(d.dy);
     DeviceArray<float> y(d.y_ref.size()), dx(d.dx_ref.size()), dw(d.dw_ref.size()), dbias(d.dbias_ref.size());
-    for (const Variant& v : variants_to_test()) {
-      SCOPED_TRACE(describe(s) + " variant " + conv_algo_name(v.algo) + "/" + precision_name(v.prec));
-      const double tol = testing::tolerance(v.prec);
-      y.poison(), dx.poison(), dw.poison(), dbias.poison();
-      conv2d_forward(v.algo, v.prec, s, x.get(), w.get(), bias.get(), y.get());
-      conv2d_backward_data(v.algo, v.prec, s, dy.get(), w.get(), dx.get());
-      conv2d_backward_weight(v.algo, v.prec, s, x.get(), dy.get(), dw.get(), dbias.get());
-      EXPECT_LE(rel_norm_err(y.download(), d.y_ref), tol) << "forward";
-      EXPECT_LE(rel_norm_err(dx.download(), d.dx_ref), tol) << "backward data";
-      EXPECT_LE(rel_norm_err(dw.download(), d.dw_ref), tol) << "backward weight";
-      EXPECT_LE(rel_norm_err(dbias.download(), d.dbias_ref), 1e-5) << "bias gradient (always FP32)";
+    const bool depthwise = s.C == s.groups;
+    for (const char* dw_variant : {"direct", "gemm"}) {
+      if (!depthwise && std::string(dw_variant) == "gemm") continue;  // the choice only matters for C / groups == 1
+      kernels::set_variant("depthwise", dw_variant);
+      for (const Variant& v : variants_to_test()) {
+        SCOPED_TRACE(describe(s) + " variant " + conv_algo_name(v.algo) + "/" + precision_name(v.prec) +
+                     (depthwise ? std::string(" depthwise ") + dw_variant : ""));
+        const double tol = testing::tolerance(v.prec);
+        y.poison(), dx.poison(), dw.poison(), dbias.poison();
+        conv2d_forward(v.algo, v.prec, s, x.get(), w.get(), bias.get(), y.get());
+        conv2d_backward_data(v.algo, v.prec, s, dy.get(), w.get(), dx.get());
+        conv2d_backward_weight(v.algo, v.prec, s, x.get(), dy.get(), dw.get(), dbias.get());
+        EXPECT_LE(rel_norm_err(y.download(), d.y_ref), tol) << "forward";
+        EXPECT_LE(rel_norm_err(dx.download(), d.dx_ref), tol) << "backward data";
+        EXPECT_LE(rel_norm_err(dw.download(), d.dw_ref), tol) << "backward weight";
+        EXPECT_LE(rel_norm_err(dbias.download(), d.dbias_ref), 1e-5) << "bias gradient (always FP32)";
+      }
     }
+    kernels::set_variant("depthwise", "");
   }
 }
 
@@ -111,7 +121,7 @@ TEST(CudaConv, BadShapesThrowNamingTheShape) {
 TEST(CudaConv, EnvironmentSelectsAlgorithmAndPrecision) {
   EMBER_REQUIRE_CUDA();
   const auto ops = cuda_variant_ops();
-  EXPECT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops, (std::vector<std::string>{"conv", "depthwise", "pool", "bn"}));
   set_conv_precision("bf16");
   EXPECT_EQ(active_conv_precision(), Precision::BF16);
   set_conv_precision("");
@@ -119,6 +129,10 @@ TEST(CudaConv, EnvironmentSelectsAlgorithmAndPrecision) {
   kernels::set_variant("conv", "ember_simt");
   EXPECT_EQ(active_conv_algo(), ConvAlgo::EmberSimt);
   kernels::set_variant("conv", "");
+  EXPECT_TRUE(conv::depthwise_direct());  // the default
+  kernels::set_variant("depthwise", "gemm");
+  EXPECT_FALSE(conv::depthwise_direct());
+  kernels::set_variant("depthwise", "");
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ TEST(CudaConvIndexing, HostEmulationOfImplicitGemmMatchesCpuReference) {
       EXPECT_LE(testing::rel_norm_err(dx, dx_ref), 1e-5) << "backward data";
       EXPECT_LE(testing::rel_norm_err(dw, dw_ref), 1e-5) << "backward weight";
     }
-    if (s.C == s.groups) {  // one input channel per group: the direct depthwise kernels run instead
+    if (s.C == s.groups) {  // one input channel per group: the direct depthwise kernels run by default
       std::fill(y.begin(), y.end(), nan), std::fill(dx.begin(), dx.end(), nan), std::fill(dw.begin(), dw.end(), nan);
       conv::host_emulate_depthwise(s, x.data(), w.data(), bias.data(), dy.data(), y.data(), dx.data(), dw.data());
       EXPECT_LE(testing::rel_norm_err(y, y_ref), 1e-5) << "depthwise forward";
