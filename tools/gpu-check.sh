@@ -215,26 +215,31 @@ except ValueError:  # cut short (time limit, crash): keep the runs written befor
         print("bench.json was cut short: the table below has only the runs before the cut")
     except ValueError:
         sys.exit("bench.json is unreadable: see bench.log")
-conv = collections.OrderedDict()
-impls = []
+# Two conv tables: VGG16's layers ("vgg16_conv3_C64_K128_112px" -> "conv3") and MobileNet's depthwise
+# layers ("mobilenet_dw_C64_112px_s2" -> "C64_112px_s2"), each with its own implementations as columns.
+tables = collections.OrderedDict()
 other = []
 for r in runs:
     parts = r["name"].split("/")
     if r.get("error_occurred"):
         continue
     if parts[0].startswith("conv_"):
-        key = parts[0][5:] + " " + parts[1].split("_")[1]
-        impl = parts[2]
-        if impl not in impls:
-            impls.append(impl)
-        conv.setdefault(key, {})[impl] = r.get("GFLOP/s", 0) / 1e3
+        depthwise = parts[1].startswith("mobilenet_dw_")
+        layer = parts[1][len("mobilenet_dw_"):] if depthwise else parts[1].split("_")[1]
+        impls, rows = tables.setdefault("depthwise" if depthwise else "vgg16", ([], collections.OrderedDict()))
+        if parts[2] not in impls:
+            impls.append(parts[2])
+        rows.setdefault(parts[0][5:] + " " + layer, {})[parts[2]] = r.get("GFLOP/s", 0) / 1e3
     else:
         other.append((parts[0] + "/" + parts[1], r.get("real_time", 0), r.get("GB/s", 0), r.get("vs_memcpy", 0)))
-if conv:
-    print("conv TFLOP/s (VGG16 layers, batch from EMBER_BENCH_BATCH or 64)")
-    print(f"{'pass layer':<16}" + "".join(f"{i:>15}" for i in impls))
-    for key, row in conv.items():
-        print(f"{key:<16}" + "".join(f"{row.get(i, float('nan')):>15.1f}" for i in impls))
+for family, (impls, rows) in tables.items():
+    title = "VGG16 layers" if family == "vgg16" else "MobileNet v1 depthwise layers"
+    print(f"conv TFLOP/s ({title}, batch from EMBER_BENCH_BATCH or 64)")
+    width = max(len(k) for k in rows) + 2
+    print(f"{'pass layer':<{width}}" + "".join(f"{i:>19}" for i in impls))
+    for key, row in rows.items():
+        print(f"{key:<{width}}" + "".join(f"{row.get(i, float('nan')):>19.2f}" for i in impls))
+    print()
 if other:
     print(f"\n{'memory-bound op':<40}{'ms':>10}{'GB/s':>10}{'vs memcpy':>11}")
     for name, ms, gbs, frac in other:

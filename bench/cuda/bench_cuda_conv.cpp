@@ -1,8 +1,9 @@
 // CUDA benchmarks: conv forward / data gradient / weight gradient for VGG16's 13 conv layers
 // (batch 64, 224 px; EMBER_BENCH_BATCH overrides the batch) for ember_simt, ember_tc (TF32, BF16)
 // and cuDNN (FP32, TF32, BF16 on float tensors, and BF16 on stored bf16 tensors), reported as
-// GFLOP/s (2 * MACs per second); pooling and batchnorm+ReLU as GB/s next to a measured
-// device-to-device cudaMemcpy bandwidth.
+// GFLOP/s (2 * MACs per second); four of MobileNet v1's depthwise layers under ember's direct kernels,
+// ember's implicit GEMMs (EMBER_DEPTHWISE=gemm) and cuDNN; pooling and batchnorm+ReLU as GB/s next to
+// a measured device-to-device cudaMemcpy bandwidth.
 // Every benchmark times single launches with a device synchronise (manual time), a few
 // iterations each, so the whole suite fits in a few minutes on an H100.
 // Without a device every benchmark reports SkipWithError("no CUDA device").
@@ -52,10 +53,39 @@ bool skip_without_device(benchmark::State& state) {
   return true;
 }
 
+// impl: a registry variant of op (e.g. "ember" or "cudnn" for "pool" and "bn", "direct" or "gemm" for
+// "depthwise"); an unknown or unavailable one skips the benchmark.
+bool select_impl(benchmark::State& state, const char* op, const std::string& impl) {
+  cuda_variant_ops();
+  try {
+    ember::kernels::set_variant(op, impl);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return false;
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------- conv
 struct VggLayer {
   int64_t C, K, HW;
 };
+Conv2dShape vgg_shape(const VggLayer& layer) {
+  Conv2dShape s;
+  s.N = batch_size(), s.C = layer.C, s.H = s.W = layer.HW, s.K = layer.K, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
+  return s;
+}
+// MobileNet v1's 3x3 depthwise convs (224 px input): channels, input size, stride.
+struct DepthwiseLayer {
+  int64_t C, HW, stride;
+};
+const DepthwiseLayer kMobileNetDepthwise[4] = {{32, 112, 1}, {64, 112, 2}, {256, 28, 1}, {512, 14, 1}};
+Conv2dShape depthwise_shape(const DepthwiseLayer& layer) {
+  Conv2dShape s;
+  s.N = batch_size(), s.C = s.K = s.groups = layer.C, s.H = s.W = layer.HW, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
+  s.stride_h = s.stride_w = layer.stride;
+  return s;
+}
 const VggLayer kVgg16[13] = {{3, 64, 224},   {64, 64, 224},  {64, 128, 112}, {128, 128, 112}, {128, 256, 56},
                              {256, 256, 56}, {256, 256, 56}, {256, 512, 28}, {512, 512, 28},  {512, 512, 28},
                              {512, 512, 14}, {512, 512, 14}, {512, 512, 14}};
@@ -73,17 +103,19 @@ struct Bf16Buffer {
 
 // stored: cuDNN on tensors already in bf16 (cudnn_ref::conv2d_stored), without the float<->bf16
 // conversions around every call of the float API; the baseline a cuDNN user would time.
-void bench_conv(benchmark::State& state, VggLayer layer, Pass pass, ConvAlgo algo, Precision prec, bool stored) {
+// depthwise: the "depthwise" variant to select ("" leaves the default).
+void bench_conv(benchmark::State& state, Conv2dShape s, Pass pass, ConvAlgo algo, Precision prec, bool stored,
+                std::string depthwise) {
   if (skip_without_device(state)) return;
   if (algo == ConvAlgo::Cudnn && !cudnn_available()) return state.SkipWithError("built without cuDNN");
-  Conv2dShape s;
-  s.N = batch_size(), s.C = layer.C, s.H = s.W = layer.HW, s.K = layer.K, s.R = s.S = 3, s.pad_h = s.pad_w = 1;
+  if (!depthwise.empty() && !select_impl(state, "depthwise", depthwise)) return;
+  const int64_t nw = s.K * (s.C / s.groups) * s.R * s.S;
   {
-    Buffer x(size_t(s.N * s.C * s.H * s.W) * 4, 0.01f), w(size_t(s.K * s.C * 9) * 4, 0.02f),
+    Buffer x(size_t(s.N * s.C * s.H * s.W) * 4, 0.01f), w(size_t(nw) * 4, 0.02f),
         y(size_t(s.N * s.K * s.P() * s.Q()) * 4, 0.03f);
     try {
       if (stored) {
-        const Bf16Buffer xb(x, s.N * s.C * s.H * s.W), wb(w, s.K * s.C * 9), yb(y, s.N * s.K * s.P() * s.Q());
+        const Bf16Buffer xb(x, s.N * s.C * s.H * s.W), wb(w, nw), yb(y, s.N * s.K * s.P() * s.Q());
         time_gpu(state, [&] {
           switch (pass) {
             case Pass::Forward: return cudnn_ref::conv2d_stored(prec, 0, s, xb.ptr, wb.ptr, yb.ptr);
@@ -106,6 +138,7 @@ void bench_conv(benchmark::State& state, VggLayer layer, Pass pass, ConvAlgo alg
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2e-9 * double(s.macs()), benchmark::Counter::kIsIterationInvariantRate);
+  if (!depthwise.empty()) ember::kernels::set_variant("depthwise", "");
   empty_cache();  // layers differ in size classes: do not let the cache hold every one of them
 }
 
@@ -141,18 +174,6 @@ void bench_memcpy(benchmark::State& state) {
   if (state.iterations() > 0) g_memcpy_gbps = moved * double(state.iterations()) / total_seconds * 1e-9;
   state.counters["GB/s"] = benchmark::Counter(moved * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   empty_cache();
-}
-
-// impl: "ember" or "cudnn" (the registry variants of ops "pool" and "bn").
-bool select_impl(benchmark::State& state, const char* op, const std::string& impl) {
-  cuda_variant_ops();
-  try {
-    ember::kernels::set_variant(op, impl);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-    return false;
-  }
-  return true;
 }
 
 void bench_pool(benchmark::State& state, bool max_pool, bool backward, int64_t C, int64_t HW, std::string impl) {
@@ -239,7 +260,31 @@ bool register_all() {
         const std::string name = std::string("conv_") + pass_name + "/vgg16_conv" + std::to_string(l + 1) + "_C" +
                                  std::to_string(layer.C) + "_K" + std::to_string(layer.K) + "_" +
                                  std::to_string(layer.HW) + "px/" + impl.name;
-        benchmark::RegisterBenchmark(name.c_str(), bench_conv, layer, pass, impl.algo, impl.prec, impl.stored)
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, vgg_shape(layer), pass, impl.algo, impl.prec, impl.stored,
+                                     std::string())
+            ->UseManualTime()
+            ->Iterations(3)
+            ->Unit(benchmark::kMillisecond);
+      }
+  struct DepthwiseImpl {
+    const char* name;
+    ConvAlgo algo;
+    Precision prec;
+    const char* variant;
+  };
+  const DepthwiseImpl dw_impls[] = {{"ember_direct", ConvAlgo::EmberSimt, Precision::FP32, "direct"},
+                                    {"ember_simt_gemm", ConvAlgo::EmberSimt, Precision::FP32, "gemm"},
+                                    {"ember_tc_tf32_gemm", ConvAlgo::EmberTensorCore, Precision::TF32, "gemm"},
+                                    {"ember_tc_bf16_gemm", ConvAlgo::EmberTensorCore, Precision::BF16, "gemm"},
+                                    {"cudnn_fp32", ConvAlgo::Cudnn, Precision::FP32, ""},
+                                    {"cudnn_bf16", ConvAlgo::Cudnn, Precision::BF16, ""}};
+  for (const DepthwiseLayer& layer : kMobileNetDepthwise)
+    for (const auto& [pass_name, pass] : passes)
+      for (const DepthwiseImpl& impl : dw_impls) {
+        const std::string name = std::string("conv_") + pass_name + "/mobilenet_dw_C" + std::to_string(layer.C) + "_" +
+                                 std::to_string(layer.HW) + "px_s" + std::to_string(layer.stride) + "/" + impl.name;
+        benchmark::RegisterBenchmark(name.c_str(), bench_conv, depthwise_shape(layer), pass, impl.algo, impl.prec, false,
+                                     std::string(impl.variant))
             ->UseManualTime()
             ->Iterations(3)
             ->Unit(benchmark::kMillisecond);
