@@ -162,7 +162,7 @@ for tool in memcheck racecheck; do
   fi
   # Small shapes only: the sanitizers slow kernels down 10-100x; racecheck only matters for
   # kernels with shared memory (conv tiles, reductions).
-  filter='-*Vgg*:*CopiesRoundTrip*'
+  filter='-*Vgg*:*CopiesRoundTrip*:*QueuedUploads*'
   [[ $tool == racecheck ]] && filter='CudaConv.EveryVariant*:CudaPool*:CudaBatchNorm*:CudaReduce*:CudaSoftmax*'
   failed=0 errors=""
   for bin in "${TEST_BINS[@]}"; do

@@ -27,7 +27,7 @@ std::vector<float> to_host(const Tensor& t, const char* op) {
 }
 Tensor to_device(const std::vector<float>& h) {
   Tensor t = empty_like_cuda({int64_t(h.size())});
-  cuda::memcpy_h2d(t.raw_data(), h.data(), h.size() * sizeof(float));
+  cuda::memcpy_h2d_async(t.raw_data(), h.data(), h.size() * sizeof(float));
   return t;
 }
 

@@ -2,7 +2,7 @@
 // tests and benchmarks can include it). Every pointer argument named x/y/dx/... is DEVICE memory
 // unless the name says host; all buffers are contiguous (NCHW activations, KCRS weights) and every
 // launch goes to ember's one stream (kernels/cuda/runtime.h), so calls are ordered with each other.
-// Launchers return without synchronising; copies to the host (memcpy_d2h) synchronise.
+// Launchers and uploads return without synchronising; copies to the host (memcpy_d2h) synchronise.
 // Errors throw std::runtime_error naming the call, file and line.
 #pragma once
 #include <cstddef>
@@ -38,7 +38,13 @@ void reset_peak_bytes();
 void empty_cache();            // cudaFree every cached block
 size_t allocation_size(size_t bytes);  // the size class a request of `bytes` is rounded up to
 
-void memcpy_h2d(void* dst_device, const void* src_host, size_t bytes);  // via pinned staging
+// Host to device through a pinned staging buffer: returns once src has been copied into it (src may then
+// be freed); the DMA runs in stream order. The host waits only for the previous DMA out of the buffer.
+void memcpy_h2d(void* dst_device, const void* src_host, size_t bytes);
+// The same for small copies (up to 1 MiB; larger ones go to memcpy_h2d) through a ring of 8 pinned
+// slots, so a small upload queued behind kernels (the optimizer's table) does not hold up the next
+// large one (a batch), and vice versa.
+void memcpy_h2d_async(void* dst_device, const void* src_host, size_t bytes);
 void memcpy_d2h(void* dst_host, const void* src_device, size_t bytes);  // synchronises
 void memcpy_d2d(void* dst_device, const void* src_device, size_t bytes);
 void memset_zero(void* dst_device, size_t bytes);

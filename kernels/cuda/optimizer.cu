@@ -46,7 +46,7 @@ class UploadedTable {
     std::memcpy(host.data(), slots.data(), slots.size() * sizeof(TensorSlot));
     std::memcpy(host.data() + slot_bytes, chunks.data(), chunks.size() * sizeof(Chunk));
     buffer_ = static_cast<unsigned char*>(cuda_alloc(bytes));
-    memcpy_h2d(buffer_, host.data(), bytes);
+    memcpy_h2d_async(buffer_, host.data(), bytes);  // no wait for the backward still queued
     table_.num_chunks = int(chunks.size());
     table_.slots = reinterpret_cast<TensorSlot*>(buffer_);
     table_.chunks = reinterpret_cast<Chunk*>(buffer_ + slot_bytes);

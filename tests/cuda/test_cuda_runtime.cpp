@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 
 #include "kernels/philox.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -55,6 +56,37 @@ TEST(CudaRuntime, CopiesRoundTripThroughStaging) {
   memcpy_d2d(b.get(), a.get(), n * sizeof(float));
   std::vector<float> back = b.download();
   EXPECT_EQ(0, std::memcmp(back.data(), host.data(), n * sizeof(float)));
+}
+
+// Uploads return before their DMA has run: back-to-back uploads that reuse the staging buffer and
+// every slot of the small-upload ring (more uploads than slots, the host buffer overwritten after
+// each call), queued behind a large copy, must each land intact.
+TEST(CudaRuntime, QueuedUploadsReuseStagingWithoutCorruption) {
+  EMBER_REQUIRE_CUDA();
+  const size_t big = (size_t(40) << 20) / sizeof(float);
+  DeviceArray<float> a(testing::random_floats(big, 2)), b(big);
+  memcpy_d2d(b.get(), a.get(), big * sizeof(float));  // keeps the stream busy while uploads queue
+  std::vector<std::unique_ptr<DeviceArray<float>>> small, large;
+  std::vector<std::vector<float>> want;
+  std::vector<float> host;
+  for (int i = 0; i < 20; ++i) {
+    host = testing::random_floats(size_t(1000 + 37 * i), uint32_t(100 + i));
+    want.push_back(host);
+    small.push_back(std::make_unique<DeviceArray<float>>(host.size()));
+    memcpy_h2d_async(small.back()->get(), host.data(), host.size() * sizeof(float));
+    if (i % 5 == 0) {  // larger than a ring slot: through the staging buffer
+      host = testing::random_floats(size_t(300000), uint32_t(500 + i));
+      want.push_back(host);
+      large.push_back(std::make_unique<DeviceArray<float>>(host.size()));
+      memcpy_h2d(large.back()->get(), host.data(), host.size() * sizeof(float));
+    }
+    std::fill(host.begin(), host.end(), -1.f);  // the caller may reuse its buffer at once
+  }
+  size_t w = 0, l = 0;
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(small[size_t(i)]->download(), want[w++]) << "small upload " << i;
+    if (i % 5 == 0) EXPECT_EQ(large[l++]->download(), want[w++]) << "large upload " << i;
+  }
 }
 
 TEST(CudaRuntime, CachingAllocatorReusesFreedBlocks) {
