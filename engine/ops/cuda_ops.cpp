@@ -140,10 +140,21 @@ Tensor avg_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
 Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
   const int64_t N = x_in.shape()[0], C = x_in.shape()[1], H = x_in.shape()[2], W = x_in.shape()[3];
   if (out_h == H && out_w == W) return x_in;  // every window is one element
-  EMBER_CHECK(out_h == 1 && out_w == 1, "adaptive_avg_pool2d on cuda: only output 1x1 or the input's own size (",
-              H, "x", W, ") is implemented, asked for ", out_h, "x", out_w, " (input ", x_in.str(), ")");
+  if (out_h != 1 || out_w != 1) {  // PyTorch's (possibly overlapping) bins; 1x1 below is a plain plane mean
+    const Tensor x = dense(x_in);
+    Tensor y = empty_like_cuda({N, C, out_h, out_w});
+    cuda::adaptive_avg_pool2d_forward(N * C, H, W, out_h, out_w, cf(x, "adaptive_avg_pool2d"), mf(y, "adaptive_avg_pool2d"));
+    return record("adaptive_avg_pool2d", y, {x_in}, [N, C, H, W, out_h, out_w](const Tensor& g_in) {
+      const Tensor g = dense(g_in);
+      Tensor gx = empty_like_cuda({N, C, H, W});
+      cuda::adaptive_avg_pool2d_backward(N * C, H, W, out_h, out_w, cf(g, "adaptive_avg_pool2d_backward"),
+                                         mf(gx, "adaptive_avg_pool2d_backward"));
+      return std::vector<Tensor>{gx};
+    });
+  }
+  const Tensor x = dense(x_in);
   Tensor y = empty_like_cuda({N, C, 1, 1});
-  cuda::global_avg_pool_forward(N, C, H * W, cf(x_in, "adaptive_avg_pool2d"), mf(y, "adaptive_avg_pool2d"));
+  cuda::global_avg_pool_forward(N, C, H * W, cf(x, "adaptive_avg_pool2d"), mf(y, "adaptive_avg_pool2d"));
   return record("adaptive_avg_pool2d", y, {x_in}, [N, C, H, W](const Tensor& g) {
     Tensor gx = empty_like_cuda({N, C, H, W});
     cuda::global_avg_pool_backward(N, C, H * W, cf(g, "adaptive_avg_pool2d_backward"),

@@ -36,7 +36,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const cpu::Conv
 Tensor relu(const Tensor& x);
 Tensor max_pool2d(const Tensor& x, const cpu::Pool2dShape& s);
 Tensor avg_pool2d(const Tensor& x, const cpu::Pool2dShape& s);
-// Two cases only: output size == input size (VGG's 7x7 pool at 224 px: the input itself) and 1x1.
+// Any output size (PyTorch's bins); output == input size returns the input (VGG's 7x7 pool at 224 px),
+// 1x1 is a plane mean (global_avg_pool).
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
 // c = op(a) op(b) + beta c through cuBLAS at EMBER_GEMM_PRECISION, row-major like kernels/cpu/gemm.h:

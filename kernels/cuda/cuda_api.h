@@ -100,6 +100,10 @@ void max_pool2d_backward(const Pool2dShape& s, const float* x, const float* y, c
 // count_include_pad = false, by the number of the window's positions inside the input.
 void avg_pool2d_forward(const Pool2dShape& s, const float* x, float* y);
 void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
+// Adaptive average pooling of `planes` (N * C) H x W planes to OH x OW, PyTorch's bins (adaptive_pool.cu).
+void adaptive_avg_pool2d_forward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x, float* y);
+void adaptive_avg_pool2d_backward(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* dy,
+                                  float* dx);
 void global_avg_pool_forward(int64_t N, int64_t C, int64_t HW, const float* x, float* y);  // y[N,C]
 void global_avg_pool_backward(int64_t N, int64_t C, int64_t HW, const float* dy, float* dx);
 

@@ -13,6 +13,9 @@ void avg_pool2d_backward(const Pool2dShape& s, const float* dy, float* dx);
 // The kernels' per-value code run by host loops, so tests can check it without a GPU.
 void host_emulate(const Pool2dShape& s, const float* x, const float* dy, float* max_y, int64_t* max_indices,
                   float* max_dx, float* avg_y, float* avg_dx);
+// adaptive_pool.cu's per-value code the same way: y[planes, OH, OW] from x, dx[planes, H, W] from dy.
+void host_emulate_adaptive(int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
+                           const float* dy, float* y, float* dx);
 }  // namespace ember_pool
 
 namespace ember_bn {  // batchnorm.cu

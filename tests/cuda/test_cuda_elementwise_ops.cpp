@@ -2,9 +2,9 @@
 // against the same expressions on the CPU: broadcasting add/sub/mul/div (whose backward sums over
 // the broadcast dims on the GPU too), scalar operands, neg, sum and mean over dims, argmax, a
 // permuted (non-contiguous) input, a scaled loss, the math ops (exp, log, sqrt, abs, sign, sigmoid,
-// tanh, pow), softmax, log_softmax and max (with its gradient), matmul, pad2d, the regression losses
-// and BCE, and gradient clipping. Skips without a device; written in a session
-// without a GPU.
+// tanh, pow), softmax, log_softmax and max (with its gradient), matmul, pad2d, concat, adaptive
+// average pooling, the regression losses and BCE, and gradient clipping. Skips without a device;
+// written in sessions without a GPU.
 #include <gtest/gtest.h>
 
 #include <functional>
@@ -164,6 +164,16 @@ TEST(CudaElementwise, Pad2dConcatAndTheirGradientsMatchCpu) {
   const Tensor w10 = Tensor::normal({2, 3, 10, 4}, 0, 1, gen);
   expect_same_on_gpu("concat of a permuted view along rows", {x, x.permute({0, 2, 1, 3}).contiguous(), w10},
                      [](const auto& v) { return concat({v[0], v[1].permute({0, 2, 1, 3})}, 2) * v[2]; });
+}
+
+// adaptive_avg_pool2d to sizes other than 1x1 and the input's own (adaptive_pool.cu), through autograd.
+TEST(CudaElementwise, AdaptiveAveragePoolingMatchesCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator gen(30);
+  const Tensor x = Tensor::normal({2, 3, 7, 5}, 0, 1, gen);
+  const Tensor down = Tensor::normal({2, 3, 3, 2}, 0, 1, gen), up = Tensor::normal({2, 3, 9, 9}, 0, 1, gen);
+  expect_same_on_gpu("adaptive 7x5 -> 3x2", {x, down}, [](const auto& v) { return adaptive_avg_pool2d(v[0], 3, 2) * v[1]; });
+  expect_same_on_gpu("adaptive 7x5 -> 9x9", {x, up}, [](const auto& v) { return adaptive_avg_pool2d(v[0], 9, 9) * v[1]; });
 }
 
 // The regression losses and BCE-with-logits run their composed.h forms on the GPU.

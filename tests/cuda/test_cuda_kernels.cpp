@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
 #include <limits>
 
 #include <string>
 
+#include "kernels/cpu/pool.h"
 #include "kernels/cuda/variants.h"
 #include "kernels/registry.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -164,6 +166,53 @@ TEST(CudaPool, GlobalAveragePool) {
   global_avg_pool_backward(N, C, HW, dy.get(), dx.get());
   EXPECT_LE(rel_norm_err(y.download(), y_ref), 1e-6);
   EXPECT_LE(rel_norm_err(dx.download(), dx_ref), 1e-6);
+}
+
+// Adaptive average pooling (adaptive_pool.cu) against kernels/cpu/pool.h's reference: downsampling
+// with equal and with overlapping bins, upsampling (bins repeat inputs), odd and unequal sizes.
+// {planes, H, W, OH, OW}
+const std::vector<std::array<int64_t, 5>> kAdaptiveShapes = {
+    {3, 6, 6, 3, 3}, {2, 10, 9, 4, 4}, {2, 5, 7, 3, 2}, {2, 2, 3, 7, 7}, {1, 7, 7, 7, 1}, {4, 13, 11, 5, 6}};
+
+struct AdaptiveRef {
+  std::vector<float> x, dy, y, dx;
+  explicit AdaptiveRef(const std::array<int64_t, 5>& a, uint32_t seed) {
+    const auto [planes, H, W, OH, OW] = a;
+    x = testing::random_floats(size_t(planes * H * W), seed), dy = testing::random_floats(size_t(planes * OH * OW), seed + 1);
+    y.resize(dy.size()), dx.resize(x.size());
+    cpu::adaptive_avg_pool2d_forward_ref<float>(planes, H, W, OH, OW, x.data(), y.data());
+    cpu::adaptive_avg_pool2d_backward_ref<float>(planes, H, W, OH, OW, dy.data(), dx.data());
+  }
+};
+
+// No GPU needed: the kernels' per-value code run by host loops.
+TEST(CudaPoolIndexing, AdaptiveAverageHostEmulationMatchesReference) {
+  uint32_t seed = 300;
+  for (const auto& a : kAdaptiveShapes) {
+    const auto [planes, H, W, OH, OW] = a;
+    SCOPED_TRACE(std::to_string(H) + "x" + std::to_string(W) + " -> " + std::to_string(OH) + "x" + std::to_string(OW));
+    const AdaptiveRef r(a, seed += 2);
+    std::vector<float> y(r.y.size(), NAN), dx(r.dx.size(), NAN);
+    ember_pool::host_emulate_adaptive(planes, H, W, OH, OW, r.x.data(), r.dy.data(), y.data(), dx.data());
+    EXPECT_LE(rel_norm_err(y, r.y), 1e-6) << "forward";
+    EXPECT_LE(rel_norm_err(dx, r.dx), 1e-6) << "backward";
+  }
+}
+
+TEST(CudaPool, AdaptiveAveragePoolMatchesReference) {
+  EMBER_REQUIRE_CUDA();
+  uint32_t seed = 300;
+  for (const auto& a : kAdaptiveShapes) {
+    const auto [planes, H, W, OH, OW] = a;
+    SCOPED_TRACE(std::to_string(H) + "x" + std::to_string(W) + " -> " + std::to_string(OH) + "x" + std::to_string(OW));
+    const AdaptiveRef r(a, seed += 2);
+    DeviceArray<float> x(r.x), dy(r.dy), y(r.y.size()), dx(r.dx.size());
+    y.poison(), dx.poison();
+    adaptive_avg_pool2d_forward(planes, H, W, OH, OW, x.get(), y.get());
+    adaptive_avg_pool2d_backward(planes, H, W, OH, OW, dy.get(), dx.get());
+    EXPECT_LE(rel_norm_err(y.download(), r.y), 1e-6) << "forward";
+    EXPECT_LE(rel_norm_err(dx.download(), r.dx), 1e-6) << "backward";
+  }
 }
 
 // ---------------------------------------------------------------- batch norm reference (double)

@@ -85,7 +85,9 @@ TEST(CudaRuntime, QueuedUploadsReuseStagingWithoutCorruption) {
   size_t w = 0, l = 0;
   for (int i = 0; i < 20; ++i) {
     EXPECT_EQ(small[size_t(i)]->download(), want[w++]) << "small upload " << i;
-    if (i % 5 == 0) EXPECT_EQ(large[l++]->download(), want[w++]) << "large upload " << i;
+    if (i % 5 == 0) {
+      EXPECT_EQ(large[l++]->download(), want[w++]) << "large upload " << i;
+    }
   }
 }
 
