@@ -155,6 +155,10 @@ template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
 
 // ---- in-place helpers ---------------------------------------------------------------------
 Tensor& Tensor::fill_(double value) {
+  if (device() == Device::CUDA) {  // one element uploaded, then broadcast by the strided copy (any dtype, any view)
+    if (numel() > 0) copy_(full({}, value, dtype()).to(Device::CUDA).expand(shape()));
+    return *this;
+  }
   check_cpu("fill_", *this);
   void* base = raw_data();
   DType t = dtype();

@@ -1,6 +1,6 @@
 // Strided copies on the GPU (kernels/cuda/copy.cu, Tensor::copy_): the kernel's index math on the
 // host against the CPU's copy_ for random views (permuted, stepped slices, broadcast), the dim
-// merging, and, with a device, copy_ between views of any layout on the GPU and across devices.
+// merging, and, with a device, copy_ between views of any layout on the GPU and across devices, and fill_.
 // The host tests need no GPU; the device tests skip without one (written in a session without a GPU).
 #include <gtest/gtest.h>
 
@@ -162,6 +162,23 @@ TEST(CudaCopy, CopyAcrossDevicesIntoAndFromStridedViews) {
   Tensor cpu = Tensor::zeros({6, 4});
   cpu.t().copy_(gpu.slice(0, 1, 7).slice(1, 0, 4).t());  // GPU strided -> CPU strided
   EXPECT_EQ(cpu.to_vector<float>(), a.t().contiguous().to_vector<float>());
+}
+
+// fill_ and zero_ on GPU tensors: a one-element upload broadcast by the strided copy, so every dtype
+// and every view; elements outside the view keep their values.
+TEST(CudaCopy, FillWritesEveryElementOfTheViewOnly) {
+  EMBER_REQUIRE_CUDA();
+  for (DType dtype : {DType::Float32, DType::Float64, DType::Int64}) {
+    const Tensor cpu_base = Tensor::full({4, 6}, 5.0, dtype);
+    const Tensor gpu_base = cpu_base.to(Device::CUDA);
+    cpu_base.slice(1, 1, 6, 2).t().fill_(-3.0);
+    Tensor view = gpu_base.slice(1, 1, 6, 2).t();
+    view.fill_(-3.0);
+    EXPECT_EQ(gpu_base.to(Device::CPU).to_vector<double>(), cpu_base.to_vector<double>()) << dtype_name(dtype);
+    Tensor whole = gpu_base;
+    whole.zero_();
+    EXPECT_EQ(gpu_base.to(Device::CPU).to_vector<double>(), std::vector<double>(24, 0.0)) << dtype_name(dtype);
+  }
 }
 
 TEST(CudaCopy, CopyAcrossDevicesKeepsTheDtypeOrSaysSo) {
