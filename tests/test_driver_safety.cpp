@@ -197,3 +197,37 @@ TEST(DriverSafety, PoisonedCsvRowStopsTraining) {
   const bool stopped = msg.find("epoch 1, batch 1") != std::string::npos && msg.find("input 0") != std::string::npos;
   EXPECT_TRUE(refused_column || stopped) << "message: '" << msg << "'";
 }
+
+// A gradient that turns NaN while the loss stays finite (sqrt'(0) * 0 inside the model): the step's
+// one-number screen must notice it and training must stop naming the epoch, batch and parameter.
+class NanGradientModel : public nn::Module {
+ public:
+  NanGradientModel() : nn::Module("NanGradientModel") {
+    Generator gen(4);
+    w_ = Tensor::normal({kWidth, 2}, 0, 0.1, gen);
+    trap_ = Tensor::ones({1});
+    register_parameter("w", &w_);
+    register_parameter("trap", &trap_);
+  }
+  Tensor forward(const Tensor& x) override { return matmul(x, w_) + sqrt(trap_ - trap_) * 0.0; }
+
+ private:
+  Tensor w_, trap_;
+};
+
+TEST(DriverSafety, NonFiniteGradientWithFiniteLossNamesTheParameter) {
+  NanGradientModel model;
+  TensorSource train({clean_features(5)}, {labels()}, all_rows(), kBatch, false, 1);
+  TensorSource val({clean_features(9)}, {labels()}, all_rows(), kBatch, false, 1);
+  FitOptions opt;
+  opt.name = "safety";
+  std::string msg;
+  try {
+    fit(model, binary_head(), train, val, short_run(1), opt);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  expect_contains(msg, "gradient is not finite at epoch 1, batch 1");
+  expect_contains(msg, "first at parameter");
+  expect_contains(msg, "trap");
+}

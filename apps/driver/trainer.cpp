@@ -38,18 +38,19 @@ bool all_finite(const Tensor& t) {
   return true;
 }
 
-// Whether every gradient is finite, as one number: sum(g * 0) is 0 for finite g and NaN as soon as one
-// element is inf or NaN (no overflow, unlike a norm), so a GPU run reads back one value per step
-// instead of every gradient.
-bool gradients_finite(const std::vector<Tensor>& params) {
-  Tensor flag;
+// A quick screen for non-finite gradients, one number per step (a GPU run reads back one value instead
+// of every gradient): the sum of all gradient elements is NaN or inf whenever one element is, so a
+// finite sum proves them all finite. A sum can also overflow with every element finite, so false is
+// only a reason to look element by element (fit() does), never an error by itself.
+bool gradients_surely_finite(const std::vector<Tensor>& params) {
+  Tensor total;
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    const Tensor s = sum(g * 0.0);
-    flag = flag.defined() ? flag + s : s;
+    const Tensor s = sum(g);
+    total = total.defined() ? total + s : s;
   }
-  return !flag.defined() || std::isfinite(flag.item());
+  return !total.defined() || std::isfinite(total.item());
 }
 
 // The batch's inputs and targets on `device` (the loaders produce CPU tensors); rows stay.
@@ -185,9 +186,10 @@ FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource
               const TrainConfig& cfg, const FitOptions& opt) {
   model.to(opt.device);  // before the parameters are listed: moving replaces the parameter tensors
   std::vector<Tensor> params = opt.params;
+  std::vector<std::string> names(params.size());  // for messages: "features.0.weight"
   if (params.empty())
-    for (auto& p : model.parameters())
-      if (p.requires_grad()) params.push_back(p);
+    for (auto& [name, p] : model.named_parameters())
+      if (p.requires_grad()) params.push_back(p), names.push_back(name);
   EMBER_CHECK(!params.empty(), "training ", opt.name, ": the model has no trainable parameters");
   for (const Tensor& p : params)
     EMBER_CHECK(p.device() == opt.device, "training ", opt.name, ": parameter ", p.str(), " is not on ",
@@ -231,10 +233,11 @@ FitResult fit(nn::Module& model, const std::vector<HeadSpec>& heads, BatchSource
       if (!std::isfinite(lv)) non_finite("loss is " + std::to_string(lv), opt, epoch, batch, first_bad_input(b));
       optimizer->zero_grad();
       loss.backward();
-      if (!gradients_finite(params))
+      if (!gradients_surely_finite(params))
         for (size_t i = 0; i < params.size(); ++i)
           if (!all_finite(params[i].grad()))
-            non_finite("gradient is not finite", opt, epoch, batch, "first at parameter " + params[i].str());
+            non_finite("gradient is not finite", opt, epoch, batch,
+                       "first at parameter " + (names[i].empty() ? "" : names[i] + " ") + params[i].str());
       if (cfg.clip_norm > 0) clip_grad_norm_(params, cfg.clip_norm);
       optimizer->step();
       collect(heads[0], outs[0], b.targets[0], train_head0);
