@@ -7,7 +7,21 @@
 
 namespace ember {
 
+// A GPU tensor is filled on the CPU and copied over: the same values as a CPU tensor from the same
+// generator state (initialisation is not a hot path).
+namespace {
+template <class Fill>
+bool filled_via_cpu(Tensor& t, Fill fill) {
+  if (t.device() != Device::CUDA) return false;
+  Tensor host = Tensor::empty(t.shape(), t.dtype());
+  fill(host);
+  t.copy_(host);
+  return true;
+}
+}  // namespace
+
 void Generator::fill_uniform(Tensor& t, double lo, double hi) {
+  if (filled_via_cpu(t, [&](Tensor& h) { fill_uniform(h, lo, hi); })) return;
   check_cpu("fill_uniform", t);
   EMBER_CHECK(t.is_contiguous(), "fill_uniform: tensor ", t.str(), " must be contiguous");
   const int64_t n = t.numel();
@@ -26,6 +40,7 @@ void Generator::fill_uniform(Tensor& t, double lo, double hi) {
 }
 
 void Generator::fill_normal(Tensor& t, double mean, double std) {
+  if (filled_via_cpu(t, [&](Tensor& h) { fill_normal(h, mean, std); })) return;
   check_cpu("fill_normal", t);
   EMBER_CHECK(t.is_contiguous(), "fill_normal: tensor ", t.str(), " must be contiguous");
   const int64_t n = t.numel();

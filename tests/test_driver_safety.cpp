@@ -1,5 +1,5 @@
 // Training safety: a NaN or inf that reaches training (a poisoned embedding, a numeric column whose
-// statistics overflow, a target) must stop the run with a message naming the epoch, the batch and
+// statistics overflow, a target, a gradient) must stop the run with a message naming the epoch, the batch and
 // the first tensor where it appeared, instead of silently training on garbage.
 #include <gtest/gtest.h>
 

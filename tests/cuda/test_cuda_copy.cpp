@@ -1,6 +1,7 @@
 // Strided copies on the GPU (kernels/cuda/copy.cu, Tensor::copy_): the kernel's index math on the
 // host against the CPU's copy_ for random views (permuted, stepped slices, broadcast), the dim
-// merging, and, with a device, copy_ between views of any layout on the GPU and across devices, and fill_.
+// merging, and, with a device, copy_ between views of any layout on the GPU and across devices, fill_,
+// and random fills.
 // The host tests need no GPU; the device tests skip without one (written in a session without a GPU).
 #include <gtest/gtest.h>
 
@@ -179,6 +180,19 @@ TEST(CudaCopy, FillWritesEveryElementOfTheViewOnly) {
     whole.zero_();
     EXPECT_EQ(gpu_base.to(Device::CPU).to_vector<double>(), std::vector<double>(24, 0.0)) << dtype_name(dtype);
   }
+}
+
+// Random fills of GPU tensors (generated on the CPU, then copied) equal a CPU fill from the same state.
+TEST(CudaCopy, RandomFillsOfGpuTensorsMatchTheCpu) {
+  EMBER_REQUIRE_CUDA();
+  Generator cpu_gen(77), gpu_gen(77);
+  Tensor cpu = Tensor::empty({3, 5}), gpu = Tensor::empty({3, 5}, DType::Float32, Device::CUDA);
+  cpu_gen.fill_uniform(cpu, -2, 3);
+  gpu_gen.fill_uniform(gpu, -2, 3);
+  EXPECT_EQ(gpu.to(Device::CPU).to_vector<float>(), cpu.to_vector<float>());
+  cpu_gen.fill_normal(cpu, 1, 2);
+  gpu_gen.fill_normal(gpu, 1, 2);
+  EXPECT_EQ(gpu.to(Device::CPU).to_vector<float>(), cpu.to_vector<float>());
 }
 
 TEST(CudaCopy, CopyAcrossDevicesKeepsTheDtypeOrSaysSo) {
