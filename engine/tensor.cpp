@@ -260,9 +260,13 @@ Tensor Tensor::clone() const {
 
 Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
-  check_cpu("to(dtype)", *this);
-  Tensor out = empty(shape(), t);
-  out.copy_(*this);
+  Tensor out;
+  if (device() == Device::CUDA) {
+    out = cuda_ops::convert(*this, t);
+  } else {
+    out = empty(shape(), t);
+    out.copy_(*this);
+  }
   DType from = dtype();
   if (!is_floating(t) || !is_floating(from)) return out;  // no gradient through int/bf16 casts
   return record("to_dtype", out, {*this}, [from](const Tensor& g) { return std::vector<Tensor>{g.to(from)}; });

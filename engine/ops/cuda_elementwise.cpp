@@ -74,6 +74,22 @@ Tensor broadcast_to(const Tensor& x_in, const Shape& shape) {
 
 Tensor dense(const Tensor& x) { return x.is_contiguous() ? x.detach() : broadcast_to(x, x.shape()); }
 
+Tensor convert(const Tensor& x_in, DType dtype) {
+  const auto elem = [](DType t) {
+    switch (t) {
+      case DType::Float64: return cuda::ElemType::F64;
+      case DType::Int64: return cuda::ElemType::I64;
+      case DType::BFloat16: return cuda::ElemType::BF16;
+      default: return cuda::ElemType::F32;
+    }
+  };
+  Tensor x = x_in.detach();
+  if (!x.is_contiguous()) x = Tensor::empty(x.shape(), x.dtype(), Device::CUDA).copy_(x);
+  Tensor y = Tensor::empty(x.shape(), dtype, Device::CUDA);
+  cuda::convert(x.numel(), elem(x.dtype()), elem(dtype), x.raw_data(), y.raw_data());
+  return y;
+}
+
 Tensor neg(const Tensor& x_in) {
   const Tensor x = dense(x_in);
   Tensor y = empty_like_cuda(x.shape());
@@ -160,6 +176,7 @@ using detail::unreachable;
 Tensor binary(Binary, const Tensor&, const Tensor&, const char* name) { unreachable(name); }
 Tensor broadcast_to(const Tensor&, const Shape&) { unreachable("broadcast_to"); }
 Tensor dense(const Tensor&) { unreachable("contiguous"); }
+Tensor convert(const Tensor&, DType) { unreachable("to(dtype)"); }
 Tensor neg(const Tensor&) { unreachable("neg"); }
 Tensor unary(UnaryFn, const Tensor&, const char* name) { unreachable(name); }
 Tensor pow(const Tensor&, double) { unreachable("pow"); }

@@ -1,7 +1,7 @@
 // The CUDA side of the differentiable ops: what conv2d, relu, max_pool2d, avg_pool2d, linear, matmul,
 // dropout, cross_entropy, batch_norm, add_, the elementwise arithmetic and math (exp, log, sqrt, abs,
-// sign, sigmoid, tanh, pow), sum/mean/max/argmax and the SGD/AdamW steps do when their tensors live on
-// the GPU. Each op file checks `on_cuda(x)` first and hands the call here; forward and backward sit side
+// sign, sigmoid, tanh, pow), dtype conversion, sum/mean/max/argmax, adaptive pooling and the SGD/AdamW
+// steps do when their tensors live on the GPU. Each op file checks `on_cuda(x)` first and hands the call here; forward and backward sit side
 // by side in engine/ops/cuda_ops.cpp (elementwise and reductions in cuda_elementwise.cpp, whose autograd
 // the op files record), on the kernels of kernels/cuda/cuda_api.h (ember's own conv, pooling and
 // batchnorm kernels, or cuDNN, as EMBER_CONV / EMBER_POOL / EMBER_BN choose; cuBLAS for linear and
@@ -56,6 +56,7 @@ enum class Binary { Add, Sub, Mul, Div };
 Tensor binary(Binary op, const Tensor& a, const Tensor& b, const char* name);  // NumPy broadcasting
 Tensor broadcast_to(const Tensor& x, const Shape& shape);  // x expanded to shape, materialised
 Tensor dense(const Tensor& x);                             // x, or a contiguous copy of it
+Tensor convert(const Tensor& x, DType dtype);              // a contiguous copy in dtype, the CPU's rounding
 Tensor neg(const Tensor& x);
 enum class UnaryFn { Exp, Log, Sqrt, Abs, Sigmoid, Tanh, Sign };
 Tensor unary(UnaryFn fn, const Tensor& x, const char* name);  // y = fn(x), contiguous

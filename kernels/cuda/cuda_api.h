@@ -162,6 +162,12 @@ StridedCopyArgs make_strided_copy(const std::vector<int64_t>& shape, const std::
 void copy_strided(const StridedCopyArgs& a, size_t elem_size, const void* src, void* dst);
 // The kernel's per-element work on the host (tests check the index math without a GPU).
 void host_emulate_copy_strided(const StridedCopyArgs& a, size_t elem_size, const void* src, void* dst);
+// ---- element type conversion (convert.cu) ----
+// dst[i] = src[i] converted through double, bit for bit as the CPU's Tensor::copy_ (int64 truncates,
+// bfloat16 rounds to nearest even); contiguous arrays of n elements.
+enum class ElemType { F32, F64, I64, BF16 };
+void convert(int64_t n, ElemType from, ElemType to, const void* src, void* dst);
+void host_emulate_convert(int64_t n, ElemType from, ElemType to, const void* src, void* dst);  // tests
 // ---- reductions over one dim of a contiguous [outer, dim, inner] view (reduce.cu) ----
 enum class ReduceOp { Sum, Mean, Max };
 // out[outer, inner]; argmax (Max only, may be nullptr) gets the index along dim of the first max.

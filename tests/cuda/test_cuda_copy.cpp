@@ -1,11 +1,12 @@
 // Strided copies on the GPU (kernels/cuda/copy.cu, Tensor::copy_): the kernel's index math on the
 // host against the CPU's copy_ for random views (permuted, stepped slices, broadcast), the dim
 // merging, and, with a device, copy_ between views of any layout on the GPU and across devices, fill_,
-// and random fills.
+// random fills, and dtype conversion (to(dtype), bit for bit with the CPU).
 // The host tests need no GPU; the device tests skip without one (written in a session without a GPU).
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -114,6 +115,42 @@ TEST(CudaCopyHost, MergesContiguousDimsAndDropsOnes) {
   }
 }
 
+// Values that probe every conversion: ties for bfloat16 rounding (1 + 2^-8 lies halfway between two
+// bfloat16 neighbours), negatives and fractions for int64 truncation, large magnitudes, zero.
+Tensor conversion_probe(DType dtype) {
+  std::vector<double> v = {0.0, -0.0, 1.0, -2.5, 2.5, 3.999, -3.999, 1.0 + 1.0 / 256, 1.0 + 3.0 / 256, 1e10, -7e9,
+                           0.1, 123456.789, -1.0 / 3};
+  if (dtype != DType::Int64) v.push_back(std::numeric_limits<double>::quiet_NaN());
+  return Tensor::from_vector(v, {int64_t(v.size())}).to(dtype);
+}
+std::vector<uint8_t> bytes_of(const Tensor& t) {
+  const Tensor c = t.to(Device::CPU).contiguous();
+  const auto* p = static_cast<const uint8_t*>(c.raw_data());
+  return std::vector<uint8_t>(p, p + c.nbytes());
+}
+cuda::ElemType elem_type(DType t) {
+  switch (t) {
+    case DType::Float64: return cuda::ElemType::F64;
+    case DType::Int64: return cuda::ElemType::I64;
+    case DType::BFloat16: return cuda::ElemType::BF16;
+    default: return cuda::ElemType::F32;
+  }
+}
+constexpr DType kAllDtypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::BFloat16};
+
+// The conversion kernel's per-element code against the CPU's to(dtype), bit for bit, for every pair.
+TEST(CudaCopyHost, EmulatedConversionMatchesCpuBitForBit) {
+  for (DType from : kAllDtypes)
+    for (DType to : kAllDtypes) {
+      if (from == to) continue;
+      const Tensor src = conversion_probe(from);
+      const Tensor want = src.to(to);
+      Tensor got = Tensor::empty(src.shape(), to);
+      cuda::host_emulate_convert(src.numel(), elem_type(from), elem_type(to), src.raw_data(), got.raw_data());
+      EXPECT_EQ(bytes_of(got), bytes_of(want)) << dtype_name(from) << " -> " << dtype_name(to);
+    }
+}
+
 // ---- on a device ----
 
 // The same copy on the GPU (src and destination views of GPU tensors) and on the CPU; the whole
@@ -193,6 +230,18 @@ TEST(CudaCopy, RandomFillsOfGpuTensorsMatchTheCpu) {
   cpu_gen.fill_normal(cpu, 1, 2);
   gpu_gen.fill_normal(gpu, 1, 2);
   EXPECT_EQ(gpu.to(Device::CPU).to_vector<float>(), cpu.to_vector<float>());
+}
+
+// to(dtype) on the GPU gives the CPU's bits for every pair, also from a strided view.
+TEST(CudaCopy, DtypeConversionsMatchCpuBitForBit) {
+  EMBER_REQUIRE_CUDA();
+  for (DType from : kAllDtypes)
+    for (DType to : kAllDtypes) {
+      const Tensor src = conversion_probe(from);
+      EXPECT_EQ(bytes_of(src.to(Device::CUDA).to(to)), bytes_of(src.to(to))) << dtype_name(from) << " -> " << dtype_name(to);
+      const Tensor strided = src.slice(0, 1, src.numel(), 3);
+      EXPECT_EQ(bytes_of(strided.to(Device::CUDA).slice(0, 0, strided.numel()).to(to)), bytes_of(strided.to(to)));
+    }
 }
 
 TEST(CudaCopy, CopyAcrossDevicesKeepsTheDtypeOrSaysSo) {

@@ -155,11 +155,15 @@ TEST(CudaTraining, AveragePoolingMatchesCpu) {
 TEST(CudaTraining, OpsWithoutAGpuPathNameTheOp) {
   EMBER_REQUIRE_CUDA();
   Tensor x = Tensor::ones({2, 3}).to(Device::CUDA);
+  const Tensor target = Tensor::from_vector(std::vector<int64_t>{0, 2}, {2}).to(Device::CUDA);
+  CrossEntropyOptions per_row;
+  per_row.reduction = Reduction::None;
   try {
-    (void)x.to(DType::Float64);  // no GPU path (softmax, then pow, which this test used before, now have one)
-    FAIL() << "to(float64) of a CUDA tensor should throw";
+    // No GPU path (softmax, pow and to(float64), which this test used before, now have one).
+    (void)cross_entropy(x, target, per_row);
+    FAIL() << "cross_entropy with reduction none on CUDA tensors should throw";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("to(dtype)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cross_entropy"), std::string::npos) << e.what();
   }
 }
 
