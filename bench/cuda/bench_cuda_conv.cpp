@@ -1,7 +1,7 @@
 // CUDA benchmarks: conv forward / data gradient / weight gradient for VGG16's 13 conv layers
-// (batch 64, 224 px; EMBER_BENCH_BATCH overrides the batch) for ember_simt, ember_tc (TF32, BF16)
-// and cuDNN (FP32, TF32, BF16 on float tensors, and BF16 on stored bf16 tensors), reported as
-// GFLOP/s (2 * MACs per second); four of MobileNet v1's depthwise layers under ember's direct kernels,
+// (batch 64, 224 px; EMBER_BENCH_BATCH overrides the batch) for ember_simt, ember_tc (TF32, BF16; slice
+// depths 32 and 16) and cuDNN (FP32, TF32, BF16 on float tensors, and BF16 on stored bf16 tensors),
+// reported as GFLOP/s (2 * MACs per second); four of MobileNet v1's depthwise layers under ember's direct kernels,
 // ember's implicit GEMMs (EMBER_DEPTHWISE=gemm) and cuDNN; pooling and batchnorm+ReLU as GB/s next to
 // a measured device-to-device cudaMemcpy bandwidth.
 // Every benchmark times single launches with a device synchronise (manual time), a few
@@ -103,12 +103,15 @@ struct Bf16Buffer {
 
 // stored: cuDNN on tensors already in bf16 (cudnn_ref::conv2d_stored), without the float<->bf16
 // conversions around every call of the float API; the baseline a cuDNN user would time.
-// depthwise: the "depthwise" variant to select ("" leaves the default).
+// variants: registry choices to make first, {op, name} ("depthwise": direct | gemm; "conv_tc_depth":
+// k32 | k16), reset to their defaults afterwards.
+using Choices = std::vector<std::pair<std::string, std::string>>;
 void bench_conv(benchmark::State& state, Conv2dShape s, Pass pass, ConvAlgo algo, Precision prec, bool stored,
-                std::string depthwise) {
+                Choices variants) {
   if (skip_without_device(state)) return;
   if (algo == ConvAlgo::Cudnn && !cudnn_available()) return state.SkipWithError("built without cuDNN");
-  if (!depthwise.empty() && !select_impl(state, "depthwise", depthwise)) return;
+  for (const auto& [op, name] : variants)
+    if (!select_impl(state, op.c_str(), name)) return;
   const int64_t nw = s.K * (s.C / s.groups) * s.R * s.S;
   {
     Buffer x(size_t(s.N * s.C * s.H * s.W) * 4, 0.01f), w(size_t(nw) * 4, 0.02f),
@@ -138,7 +141,7 @@ void bench_conv(benchmark::State& state, Conv2dShape s, Pass pass, ConvAlgo algo
   }
   state.counters["GFLOP/s"] =
       benchmark::Counter(2e-9 * double(s.macs()), benchmark::Counter::kIsIterationInvariantRate);
-  if (!depthwise.empty()) ember::kernels::set_variant("depthwise", "");
+  for (const auto& [op, name] : variants) ember::kernels::set_variant(op, "");
   empty_cache();  // layers differ in size classes: do not let the cache hold every one of them
 }
 
@@ -240,6 +243,7 @@ bool register_all() {
     ConvAlgo algo;
     Precision prec;
     bool stored = false;
+    const char* tc_depth = "";  // ember_tc's slice depth variant; "" keeps the default (k32)
   };
   // cudnn_bf16 takes float tensors like ember's kernels (converted to bf16 and back around cuDNN);
   // cudnn_bf16_stored is cuDNN alone on bf16 tensors. Both are reported: the first is like for
@@ -247,6 +251,8 @@ bool register_all() {
   const Impl impls[] = {{"ember_simt", ConvAlgo::EmberSimt, Precision::FP32},
                         {"ember_tc_tf32", ConvAlgo::EmberTensorCore, Precision::TF32},
                         {"ember_tc_bf16", ConvAlgo::EmberTensorCore, Precision::BF16},
+                        {"ember_tc_tf32_k16", ConvAlgo::EmberTensorCore, Precision::TF32, false, "k16"},
+                        {"ember_tc_bf16_k16", ConvAlgo::EmberTensorCore, Precision::BF16, false, "k16"},
                         {"cudnn_fp32", ConvAlgo::Cudnn, Precision::FP32},
                         {"cudnn_tf32", ConvAlgo::Cudnn, Precision::TF32},
                         {"cudnn_bf16", ConvAlgo::Cudnn, Precision::BF16},
@@ -260,8 +266,10 @@ bool register_all() {
         const std::string name = std::string("conv_") + pass_name + "/vgg16_conv" + std::to_string(l + 1) + "_C" +
                                  std::to_string(layer.C) + "_K" + std::to_string(layer.K) + "_" +
                                  std::to_string(layer.HW) + "px/" + impl.name;
+        Choices choices;
+        if (*impl.tc_depth) choices.emplace_back("conv_tc_depth", impl.tc_depth);
         benchmark::RegisterBenchmark(name.c_str(), bench_conv, vgg_shape(layer), pass, impl.algo, impl.prec, impl.stored,
-                                     std::string())
+                                     choices)
             ->UseManualTime()
             ->Iterations(3)
             ->Unit(benchmark::kMillisecond);
@@ -283,8 +291,10 @@ bool register_all() {
       for (const DepthwiseImpl& impl : dw_impls) {
         const std::string name = std::string("conv_") + pass_name + "/mobilenet_dw_C" + std::to_string(layer.C) + "_" +
                                  std::to_string(layer.HW) + "px_s" + std::to_string(layer.stride) + "/" + impl.name;
+        Choices choices;
+        if (*impl.variant) choices.emplace_back("depthwise", impl.variant);
         benchmark::RegisterBenchmark(name.c_str(), bench_conv, depthwise_shape(layer), pass, impl.algo, impl.prec, false,
-                                     std::string(impl.variant))
+                                     choices)
             ->UseManualTime()
             ->Iterations(3)
             ->Unit(benchmark::kMillisecond);

@@ -154,8 +154,10 @@ void host_gemm(HostTiles tiles, const Problem& prob, int64_t rows, int64_t cols,
   };
   if (tiles == HostTiles::Simt)
     host_gemm<SimtTiles>(prob, plan(SimtTiles::M, SimtTiles::N, SimtTiles::K));
-  else
+  else if (tiles == HostTiles::TensorCore)
     host_gemm<TcTiles>(prob, plan(TcTiles::M, TcTiles::N, TcTiles::K));
+  else
+    host_gemm<TcTilesShallow>(prob, plan(TcTilesShallow::M, TcTilesShallow::N, TcTilesShallow::K));
 }
 
 }  // namespace

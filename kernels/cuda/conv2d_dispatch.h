@@ -7,6 +7,9 @@ namespace ember::cuda::conv {
 // Whether convs with C / groups == 1 run the direct depthwise kernels (EMBER_DEPTHWISE=direct, the
 // default) or the engine's implicit GEMM (gemm); registry op "depthwise" (dispatch.cpp).
 bool depthwise_direct();
+// The tensor-core engine's depth slice: 32 (EMBER_CONV_TC_DEPTH=k32, the default) or 16 (k16);
+// registry op "conv_tc_depth" (dispatch.cpp).
+int tc_slice_depth();
 // conv2d_simt.cu: FP32 implicit GEMM on CUDA cores.
 void simt_forward(const Conv2dShape& s, const float* x, const float* w, const float* bias, float* y);
 void simt_backward_data(const Conv2dShape& s, const float* dy, const float* w, float* dx);
@@ -25,7 +28,9 @@ namespace ember::cuda::conv {
 // code, depth split and tile staging (every thread's share of every slice, checked to cover each
 // element once) run as plain loops on the CPU, so tests can check the index math on machines
 // without a GPU. dw is zeroed first. Slow: small shapes only.
-enum class HostTiles { Simt, TensorCore };  // whose tile shapes and staging to emulate
+// Whose tile shapes and staging to emulate: the SIMT engine's, or the tensor-core engine's at slice
+// depth 32 or 16.
+enum class HostTiles { Simt, TensorCore, TensorCoreShallow };
 void host_emulate_forward(HostTiles tiles, const Conv2dShape& s, const float* x, const float* w, const float* bias,
                           float* y);
 void host_emulate_backward_data(HostTiles tiles, const Conv2dShape& s, const float* dy, const float* w, float* dx);

@@ -3,7 +3,8 @@
 // takes the same float tensors and converts to bfloat16 while staging into shared memory
 // (m16n16k16), so callers never hold bf16 copies. Precision::FP32 falls back to ember_simt.
 // A 128-thread block (4 warps, 2x2) computes a 64x64 tile, each warp 32x32 = 2x2 fragments, over
-// depth slices of 32 staged through registers into two shared buffers (conv2d_tiles.cuh); the
+// depth slices of 32 (or 16: EMBER_CONV_TC_DEPTH=k16) staged through registers into two shared
+// buffers (conv2d_tiles.cuh); the
 // accumulators then go through shared memory (reusing the buffers) so the problem's store() can
 // scatter them to NCHW.
 #include <cuda_bf16.h>
@@ -15,8 +16,7 @@ namespace ember::cuda::conv {
 namespace {
 
 namespace wmma = nvcuda::wmma;
-using Tiles = TcTiles;
-constexpr int kTileM = Tiles::M, kTileN = Tiles::N, kTileK = Tiles::K, kThreads = Tiles::Threads;
+constexpr int kThreads = TcTiles::Threads;  // both slice depths: 4 warps in a 2x2 grid of 32x32
 
 struct Tf32Math {
   using Elem = float;
@@ -42,12 +42,17 @@ struct Bf16Math {
   __device__ static void round(Frag&) {}  // already bf16
 };
 
-template <class Problem, class Math>
+template <class Tiles, class Problem, class Math>
 __global__ void __launch_bounds__(kThreads) tc_gemm_kernel(Problem prob, int depth_chunk) {
   using Elem = typename Math::Elem;
+  constexpr int kTileM = Tiles::M, kTileN = Tiles::N, kTileK = Tiles::K;
+  static_assert(Tiles::Threads == kThreads && kTileK % Math::kStep == 0, "tile shape the warps cannot cover");
   constexpr int lda = kTileK + Math::kPad, ldb = kTileN + Math::kPad, ldc = kTileN + 4;
   constexpr int a_elems = kTileM * lda, b_elems = kTileK * ldb;  // one buffer of As / Bs
   constexpr int stage_bytes = 2 * (a_elems + b_elems) * int(sizeof(Elem)), c_bytes = kTileM * ldc * int(sizeof(float));
+  static_assert(a_elems * sizeof(Elem) % 32 == 0 && b_elems * sizeof(Elem) % 32 == 0 && 16 * lda * sizeof(Elem) % 32 == 0 &&
+                    Math::kStep * ldb * sizeof(Elem) % 32 == 0,
+                "WMMA fragment pointers must stay 32-byte aligned");
   // Two buffers of As (rows x depth, row-major) and Bs (depth x cols), and after the last slice Cs
   // in the same bytes (TF32: 35 KB instead of 52, under the 48 KB of static shared memory). WMMA
   // needs 32-byte aligned fragment pointers: every buffer size and row offset here is a multiple.
@@ -116,17 +121,23 @@ __global__ void __launch_bounds__(kThreads) tc_gemm_kernel(Problem prob, int dep
   }
 }
 
-template <class Problem>
-void launch(Precision prec, const Problem& prob, int64_t rows, int64_t cols, int64_t depth, bool split_depth) {
-  const int64_t tiles_m = (rows + kTileM - 1) / kTileM, tiles_n = (cols + kTileN - 1) / kTileN;
+template <class Tiles, class Problem>
+void launch_tiles(Precision prec, const Problem& prob, int64_t rows, int64_t cols, int64_t depth, bool split_depth) {
+  const int64_t tiles_m = (rows + Tiles::M - 1) / Tiles::M, tiles_n = (cols + Tiles::N - 1) / Tiles::N;
   EMBER_CUDA_REQUIRE(tiles_n <= 65535, "conv2d tc: too many output columns for one launch");
-  const DepthSplit plan = plan_depth_split(tiles_m * tiles_n, prob.g.groups, depth, kTileK, split_depth);
+  const DepthSplit plan = plan_depth_split(tiles_m * tiles_n, prob.g.groups, depth, Tiles::K, split_depth);
   const dim3 grid(unsigned(tiles_m), unsigned(tiles_n), unsigned(prob.g.groups * plan.splits));
   if (prec == Precision::BF16)
-    tc_gemm_kernel<Problem, Bf16Math><<<grid, kThreads, 0, stream()>>>(prob, plan.chunk);
+    tc_gemm_kernel<Tiles, Problem, Bf16Math><<<grid, kThreads, 0, stream()>>>(prob, plan.chunk);
   else
-    tc_gemm_kernel<Problem, Tf32Math><<<grid, kThreads, 0, stream()>>>(prob, plan.chunk);
+    tc_gemm_kernel<Tiles, Problem, Tf32Math><<<grid, kThreads, 0, stream()>>>(prob, plan.chunk);
   EMBER_CUDA_CHECK_LAUNCH();
+}
+
+template <class Problem>
+void launch(Precision prec, const Problem& prob, int64_t rows, int64_t cols, int64_t depth, bool split_depth) {
+  if (tc_slice_depth() == 16) return launch_tiles<TcTilesShallow>(prec, prob, rows, cols, depth, split_depth);
+  launch_tiles<TcTiles>(prec, prob, rows, cols, depth, split_depth);
 }
 
 }  // namespace

@@ -27,9 +27,15 @@ namespace ember::cuda::conv {
 struct SimtTiles {
   static constexpr int M = 64, N = 64, K = 16, Threads = 256;
 };
-struct TcTiles {
-  static constexpr int M = 64, N = 64, K = 32, Threads = 128;
+// The tensor-core engine in two slice depths, chosen at run time (EMBER_CONV_TC_DEPTH=k32|k16): a
+// deeper slice halves the barriers per output tile, a shallower one halves the staged registers
+// (16 instead of 32 floats per thread), which can buy a fourth block per SM.
+template <int Depth>
+struct TcTilesOfDepth {
+  static constexpr int M = 64, N = 64, K = Depth, Threads = 128;
 };
+using TcTiles = TcTilesOfDepth<32>;
+using TcTilesShallow = TcTilesOfDepth<16>;
 
 // One operand's share of a depth slice for one thread: an Extent x Depth tile (Extent = the tile's
 // rows for A, its columns for B), `Per` elements per thread.

@@ -1,7 +1,7 @@
 // Run-time choice between ember's CUDA kernels and the cuDNN baselines, through the same
 // registry as the CPU kernels (kernels/registry.h): ops "conv", "depthwise", "pool" and "bn", selected
-// with EMBER_CONV=ember_tc|ember_simt|cudnn, EMBER_DEPTHWISE=direct|gemm, EMBER_POOL=ember|cudnn,
-// EMBER_BN=ember|cudnn, or kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
+// with EMBER_CONV=ember_tc|ember_simt|cudnn, EMBER_DEPTHWISE=direct|gemm, EMBER_CONV_TC_DEPTH=k32|k16,
+// EMBER_POOL=ember|cudnn, EMBER_BN=ember|cudnn, or kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
 // Conv math precision comes from EMBER_CONV_PRECISION=fp32|tf32|bf16 (default fp32), that of the dense
 // layers' cuBLAS GEMMs from EMBER_GEMM_PRECISION (same values and default).
 #include <cstdlib>
@@ -35,6 +35,11 @@ kernels::VariantTable<Depthwise>& depthwise_table() {
                                                               {"gemm", Depthwise::Gemm, device_ready}});
   return table;
 }
+// The tensor-core engine's depth slice (conv2d_tiles.cuh): 32 or 16.
+kernels::VariantTable<int>& tc_depth_table() {
+  static kernels::VariantTable<int> table("conv_tc_depth", {{"k32", 32, device_ready}, {"k16", 16, device_ready}});
+  return table;
+}
 kernels::VariantTable<Impl>& pool_table() {
   static kernels::VariantTable<Impl> table("pool", {{"ember", Impl::Ember, device_ready}, {"cudnn", Impl::Cudnn, cudnn_ready}});
   return table;
@@ -60,12 +65,14 @@ Precision parse_precision(const std::string& name, const char* source) {
 std::vector<std::string> cuda_variant_ops() {
   conv_table();
   depthwise_table();
+  tc_depth_table();
   pool_table();
   bn_table();
-  return {"conv", "depthwise", "pool", "bn"};
+  return {"conv", "depthwise", "conv_tc_depth", "pool", "bn"};
 }
 
 bool conv::depthwise_direct() { return depthwise_table().get() == Depthwise::Direct; }
+int conv::tc_slice_depth() { return tc_depth_table().get(); }
 
 const char* precision_name(Precision p) {
   switch (p) {

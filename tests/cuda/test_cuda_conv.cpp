@@ -1,5 +1,5 @@
-// Every conv variant (ember_simt FP32, ember_tc TF32/BF16, cuDNN; depthwise shapes under both
-// depthwise variants, direct and gemm) against the CPU reference
+// Every conv variant (ember_simt FP32, ember_tc TF32/BF16 at slice depths 32 and 16, cuDNN; depthwise
+// shapes under both depthwise variants, direct and gemm) against the CPU reference
 // ember::cpu::conv2d_*_ref, forward / data gradient / weight gradient, on hand-picked awkward
 // shapes (odd sizes, stride, padding, dilation, groups, depthwise) plus seeded random ones.
 // Outputs are NaN-poisoned before each run so unwritten elements fail the comparison.
@@ -24,11 +24,12 @@ using testing::test_shapes;
 struct Variant {
   ConvAlgo algo;
   Precision prec;
+  const char* tc_depth = "";  // ember_tc's slice depth variant ("k32", "k16"), "" for the others
 };
 std::vector<Variant> variants_to_test() {
-  std::vector<Variant> v = {{ConvAlgo::EmberSimt, Precision::FP32},
-                            {ConvAlgo::EmberTensorCore, Precision::TF32},
-                            {ConvAlgo::EmberTensorCore, Precision::BF16}};
+  std::vector<Variant> v = {{ConvAlgo::EmberSimt, Precision::FP32}};
+  for (const char* depth : {"k32", "k16"})
+    for (Precision p : {Precision::TF32, Precision::BF16}) v.push_back({ConvAlgo::EmberTensorCore, p, depth});
   if (cudnn_available())
     for (Precision p : {Precision::FP32, Precision::TF32, Precision::BF16}) v.push_back({ConvAlgo::Cudnn, p});
   return v;
@@ -63,8 +64,9 @@ TEST(CudaConv, EveryVariantMatchesCpuReference) {
       if (!depthwise && std::string(dw_variant) == "gemm") continue;  // the choice only matters for C / groups == 1
       kernels::set_variant("depthwise", dw_variant);
       for (const Variant& v : variants_to_test()) {
-        SCOPED_TRACE(describe(s) + " variant " + conv_algo_name(v.algo) + "/" + precision_name(v.prec) +
-                     (depthwise ? std::string(" depthwise ") + dw_variant : ""));
+        SCOPED_TRACE(describe(s) + " variant " + conv_algo_name(v.algo) + "/" + precision_name(v.prec) + " " +
+                     v.tc_depth + (depthwise ? std::string(" depthwise ") + dw_variant : ""));
+        kernels::set_variant("conv_tc_depth", v.tc_depth);
         const double tol = testing::tolerance(v.prec);
         y.poison(), dx.poison(), dw.poison(), dbias.poison();
         conv2d_forward(v.algo, v.prec, s, x.get(), w.get(), bias.get(), y.get());
@@ -77,6 +79,7 @@ TEST(CudaConv, EveryVariantMatchesCpuReference) {
       }
     }
     kernels::set_variant("depthwise", "");
+    kernels::set_variant("conv_tc_depth", "");
   }
 }
 
@@ -121,7 +124,7 @@ TEST(CudaConv, BadShapesThrowNamingTheShape) {
 TEST(CudaConv, EnvironmentSelectsAlgorithmAndPrecision) {
   EMBER_REQUIRE_CUDA();
   const auto ops = cuda_variant_ops();
-  EXPECT_EQ(ops, (std::vector<std::string>{"conv", "depthwise", "pool", "bn"}));
+  EXPECT_EQ(ops, (std::vector<std::string>{"conv", "depthwise", "conv_tc_depth", "pool", "bn"}));
   set_conv_precision("bf16");
   EXPECT_EQ(active_conv_precision(), Precision::BF16);
   set_conv_precision("");
@@ -129,6 +132,10 @@ TEST(CudaConv, EnvironmentSelectsAlgorithmAndPrecision) {
   kernels::set_variant("conv", "ember_simt");
   EXPECT_EQ(active_conv_algo(), ConvAlgo::EmberSimt);
   kernels::set_variant("conv", "");
+  EXPECT_EQ(conv::tc_slice_depth(), 32);  // the default
+  kernels::set_variant("conv_tc_depth", "k16");
+  EXPECT_EQ(conv::tc_slice_depth(), 16);
+  kernels::set_variant("conv_tc_depth", "");
   EXPECT_TRUE(conv::depthwise_direct());  // the default
   kernels::set_variant("depthwise", "gemm");
   EXPECT_FALSE(conv::depthwise_direct());

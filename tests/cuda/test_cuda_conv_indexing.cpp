@@ -1,5 +1,6 @@
 // The implicit-GEMM gather/scatter index math of the CUDA conv kernels, checked on the CPU: the
-// kernels' own problem structs, depth split and tile staging (both engines' tile shapes and
+// kernels' own problem structs, depth split and tile staging (both engines' tile shapes, the tensor
+// cores' at both slice depths, and
 // thread-to-element mappings) run through a host loop (conv::host_emulate_*) and must match
 // ember::cpu::conv2d_*_ref. Needs no GPU, so it runs on every CUDA build.
 #include <gtest/gtest.h>
@@ -32,8 +33,10 @@ TEST(CudaConvIndexing, HostEmulationOfImplicitGemmMatchesCpuReference) {
     cpu::conv2d_backward_weight_ref<float>(s, x.data(), dy.data(), dw_ref.data(), dbias_ref.data());
     const float nan = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> y(size_t(ny), nan), dx(size_t(nx), nan), dw(size_t(nw), nan);
-    for (conv::HostTiles tiles : {conv::HostTiles::Simt, conv::HostTiles::TensorCore}) {
-      SCOPED_TRACE(tiles == conv::HostTiles::Simt ? "simt tiles" : "tensor-core tiles");
+    for (conv::HostTiles tiles : {conv::HostTiles::Simt, conv::HostTiles::TensorCore, conv::HostTiles::TensorCoreShallow}) {
+      SCOPED_TRACE(tiles == conv::HostTiles::Simt         ? "simt tiles"
+                   : tiles == conv::HostTiles::TensorCore ? "tensor-core tiles, depth 32"
+                                                          : "tensor-core tiles, depth 16");
       std::fill(y.begin(), y.end(), nan), std::fill(dx.begin(), dx.end(), nan), std::fill(dw.begin(), dw.end(), nan);
       conv::host_emulate_forward(tiles, s, x.data(), w.data(), bias.data(), y.data());
       conv::host_emulate_backward_data(tiles, s, dy.data(), w.data(), dx.data());
@@ -59,10 +62,10 @@ TEST(CudaConvIndexing, WeightGradientDepthSplitCoversEveryPixel) {
   const auto x = testing::random_floats(size_t(nx), 1), dy = testing::random_floats(size_t(ny), 2);
   std::vector<float> dw_ref(static_cast<size_t>(nw)), dw(static_cast<size_t>(nw));
   cpu::conv2d_backward_weight_ref<float>(s, x.data(), dy.data(), dw_ref.data(), nullptr);
-  for (conv::HostTiles tiles : {conv::HostTiles::Simt, conv::HostTiles::TensorCore}) {
+  for (conv::HostTiles tiles : {conv::HostTiles::Simt, conv::HostTiles::TensorCore, conv::HostTiles::TensorCoreShallow}) {
     std::fill(dw.begin(), dw.end(), std::numeric_limits<float>::quiet_NaN());
     conv::host_emulate_backward_weight(tiles, s, x.data(), dy.data(), dw.data());
-    EXPECT_LE(testing::rel_norm_err(dw, dw_ref), 1e-5) << (tiles == conv::HostTiles::Simt ? "simt" : "tensor core");
+    EXPECT_LE(testing::rel_norm_err(dw, dw_ref), 1e-5) << "host tiles " << int(tiles);
   }
 }
 
