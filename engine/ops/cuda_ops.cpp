@@ -210,28 +210,35 @@ Tensor dropout(const Tensor& x_in, double p, Generator& gen) {
   });
 }
 
-// Fused softmax + cross-entropy, mean reduction (the CPU op's other options stay CPU-only).
+// Fused softmax + cross-entropy with the CPU op's options (class weights, ignore_index, label
+// smoothing, mean / sum / none).
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossEntropyOptions& opt) {
-  EMBER_CHECK(opt.reduction == Reduction::Mean && opt.label_smoothing == 0.0,
-              "cross_entropy on cuda: only reduction=mean without label smoothing is implemented (logits ",
-              logits_in.str(), ")");
-  EMBER_CHECK(target.device() == Device::CUDA && target.dtype() == DType::Int64 && target.is_contiguous(),
-              "cross_entropy on cuda: target must be a contiguous int64 CUDA tensor, got ", target.str());
-  Tensor z = logits_in.detach(), t = target.detach();
-  Tensor cw = opt.class_weight.defined() ? opt.class_weight.detach() : Tensor();
-  const int64_t N = z.shape()[0], C = z.shape()[1];
+  EMBER_CHECK(opt.label_smoothing >= 0 && opt.label_smoothing <= 1, "cross_entropy: label_smoothing=",
+              opt.label_smoothing, " must be in [0, 1]");
+  EMBER_CHECK(target.device() == Device::CUDA && target.dtype() == DType::Int64,
+              "cross_entropy on cuda: target must be an int64 CUDA tensor, got ", target.str());
+  const Tensor z = dense(logits_in), t = target.is_contiguous() ? target.detach() : target.contiguous().detach();
+  const Tensor cw = opt.class_weight.defined() ? dense(opt.class_weight) : Tensor();
+  cuda::XentArgs a;
+  a.N = z.shape()[0], a.C = z.shape()[1], a.ignore_index = opt.ignore_index, a.label_smoothing = float(opt.label_smoothing);
+  a.reduction = opt.reduction == Reduction::None  ? cuda::XentReduction::None
+                : opt.reduction == Reduction::Sum ? cuda::XentReduction::Sum
+                                                  : cuda::XentReduction::Mean;
   // The op checks the weights' shape only on its CPU path; the kernels index them by target.
-  EMBER_CHECK(!cw.defined() || (cw.dim() == 1 && cw.shape()[0] == C), "cross_entropy on cuda: class_weight ",
-              cw.defined() ? cw.str() : "", " must be [C] = [", C, "] for logits ", logits_in.str());
-  Tensor loss = empty_like_cuda({}), lse = empty_like_cuda({N}), total = empty_like_cuda({});
+  EMBER_CHECK(!cw.defined() || (cw.dim() == 1 && cw.shape()[0] == a.C), "cross_entropy on cuda: class_weight ",
+              cw.defined() ? cw.str() : "", " must be [C] = [", a.C, "] for logits ", logits_in.str());
+  Tensor rows = empty_like_cuda({a.N}), loss = empty_like_cuda({}), lse = empty_like_cuda({a.N}),
+         total = empty_like_cuda({});
   const auto* tp = static_cast<const int64_t*>(t.raw_data());
-  cuda::softmax_xent_forward(N, C, cf(z, "cross_entropy"), tp, cw.defined() ? cf(cw, "cross_entropy") : nullptr,
-                             opt.ignore_index, mf(loss, "cross_entropy"), mf(lse, "cross_entropy"),
-                             mf(total, "cross_entropy"));
-  return record("cross_entropy", loss, {logits_in}, [z, t, cw, lse, total, N, C, ignore = opt.ignore_index](const Tensor& g) {
-    Tensor gz = empty_like_cuda({N, C});
-    cuda::softmax_xent_backward(N, C, cf(z, "cross_entropy_backward"), static_cast<const int64_t*>(t.raw_data()),
-                                cw.defined() ? cf(cw, "cross_entropy_backward") : nullptr, ignore,
+  const float* wp = cw.defined() ? cf(cw, "cross_entropy") : nullptr;
+  cuda::softmax_xent_forward(a, cf(z, "cross_entropy"), tp, wp, mf(rows, "cross_entropy"), mf(loss, "cross_entropy"),
+                             mf(lse, "cross_entropy"), mf(total, "cross_entropy"));
+  const Tensor out = a.reduction == cuda::XentReduction::None ? rows : loss;
+  return record("cross_entropy", out, {logits_in}, [z, t, cw, lse, total, a](const Tensor& g_in) {
+    const Tensor g = dense(g_in);
+    Tensor gz = empty_like_cuda({a.N, a.C});
+    cuda::softmax_xent_backward(a, cf(z, "cross_entropy_backward"), static_cast<const int64_t*>(t.raw_data()),
+                                cw.defined() ? cf(cw, "cross_entropy_backward") : nullptr,
                                 cf(lse, "cross_entropy_backward"), cf(total, "cross_entropy_backward"),
                                 cf(g, "cross_entropy_backward"), mf(gz, "cross_entropy_backward"));
     return std::vector<Tensor>{gz};

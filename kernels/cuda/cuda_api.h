@@ -178,15 +178,28 @@ void reduce_dim(ReduceOp op, int64_t outer, int64_t dim, int64_t inner, const fl
 void scatter_along_dim(int64_t outer, int64_t dim, int64_t inner, const float* dy, const int64_t* index, float* dx);
 
 // ---- fused softmax + cross-entropy over logits[N, C] (softmax_xent.cu) ----
-// loss (device scalar) = sum_i w[t_i] * -log softmax(x_i)[t_i] / sum_i w[t_i] over rows with
-// t_i != ignore_index (PyTorch reduction "mean"); weights may be nullptr (all 1). Saves the row
-// log-sum-exp and the total weight for the backward.
-void softmax_xent_forward(int64_t N, int64_t C, const float* logits, const int64_t* targets, const float* weights,
-                          int64_t ignore_index, float* loss, float* row_lse, float* total_weight);
-// dlogits = dloss * w[t_i] * (softmax - onehot(t_i)) / total_weight (0 for ignored rows).
-void softmax_xent_backward(int64_t N, int64_t C, const float* logits, const int64_t* targets, const float* weights,
-                           int64_t ignore_index, const float* row_lse, const float* total_weight,
-                           const float* dloss, float* dlogits);
+// PyTorch's cross_entropy: row loss l_i = (1 - eps) w[t_i] nll_i(t_i) + eps / C sum_c w[c] nll_i(c) with
+// nll_i(c) = -log softmax(x_i)[c] (eps = label smoothing), 0 for rows with t_i == ignore_index;
+// weights may be nullptr (all 1). Mean = sum_i l_i / sum_i w[t_i] over counted rows, Sum, or None
+// (the row losses themselves).
+enum class XentReduction { Mean, Sum, None };
+struct XentArgs {
+  int64_t N = 0, C = 0;
+  int64_t ignore_index = -100;
+  float label_smoothing = 0.f;
+  XentReduction reduction = XentReduction::Mean;
+};
+// row_loss[N] gets l_i; loss (device scalar, unused for None) the mean or sum. Saves the row
+// log-sum-exp and the total weight for the backward. Throws (after one small sync) on a target
+// outside [0, C) that is not ignore_index.
+void softmax_xent_forward(const XentArgs& a, const float* logits, const int64_t* targets, const float* weights,
+                          float* row_loss, float* loss, float* row_lse, float* total_weight);
+// dlogits for incoming gradient dloss ([N] for None, a device scalar otherwise; nullptr = 1).
+void softmax_xent_backward(const XentArgs& a, const float* logits, const int64_t* targets, const float* weights,
+                           const float* row_lse, const float* total_weight, const float* dloss, float* dlogits);
+// The kernels' per-row formulas on host arrays (tests without a GPU); dloss and loss as above.
+void host_emulate_softmax_xent(const XentArgs& a, const float* logits, const int64_t* targets, const float* weights,
+                               const float* dloss, float* row_loss, float* loss, float* dlogits);
 
 // ---- dropout (dropout.cu), Philox mapping of kernels/philox.h ----
 // mask[i] = keep ? 1 : 0; y = x * mask / (1 - p). The caller advances its offset by ceil(n / 4).

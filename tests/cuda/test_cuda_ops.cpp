@@ -135,21 +135,23 @@ TEST(CudaSoftmaxXent, ForwardBackwardWithWeightsAndIgnoreIndex) {
       dlogits_ref[size_t(i * C + j)] = float(dloss_host * weights_host[size_t(t)] / total_w *
                                              (std::exp(logits_host[size_t(i * C + j)] - lse[size_t(i)]) - (j == t)));
   }
-  DeviceArray<float> logits(logits_host), weights(weights_host), loss(1), row_lse{size_t(N)}, tw(1),
-      dloss(std::vector<float>{dloss_host});
+  DeviceArray<float> logits(logits_host), weights(weights_host), loss(1), row_loss{size_t(N)}, row_lse{size_t(N)},
+      tw(1), dloss(std::vector<float>{dloss_host});
   DeviceArray<int64_t> targets(targets_host);
   DeviceArray<float> dlogits(size_t(N * C));
-  loss.poison(), row_lse.poison(), tw.poison(), dlogits.poison();
-  softmax_xent_forward(N, C, logits.get(), targets.get(), weights.get(), ignore, loss.get(), row_lse.get(), tw.get());
-  softmax_xent_backward(N, C, logits.get(), targets.get(), weights.get(), ignore, row_lse.get(), tw.get(), dloss.get(),
-                        dlogits.get());
+  loss.poison(), row_loss.poison(), row_lse.poison(), tw.poison(), dlogits.poison();
+  XentArgs a;
+  a.N = N, a.C = C, a.ignore_index = ignore;
+  softmax_xent_forward(a, logits.get(), targets.get(), weights.get(), row_loss.get(), loss.get(), row_lse.get(), tw.get());
+  softmax_xent_backward(a, logits.get(), targets.get(), weights.get(), row_lse.get(), tw.get(), dloss.get(), dlogits.get());
   EXPECT_NEAR(loss.download()[0], total_loss / total_w, 1e-5 * std::abs(total_loss / total_w));
   EXPECT_NEAR(tw.download()[0], total_w, 1e-5 * total_w);
   EXPECT_LE(rel_norm_err(dlogits.download(), dlogits_ref), 1e-5);
   // A label outside [0, C) that is not ignore_index is an error naming the class count.
   targets.upload({3, 300, ignore, 0, 17, 17, 150, ignore, 42});
-  EXPECT_THROW(softmax_xent_forward(N, C, logits.get(), targets.get(), nullptr, ignore, loss.get(), row_lse.get(), tw.get()),
-               std::runtime_error);
+  EXPECT_THROW(
+      softmax_xent_forward(a, logits.get(), targets.get(), nullptr, row_loss.get(), loss.get(), row_lse.get(), tw.get()),
+      std::runtime_error);
 }
 
 TEST(CudaDropout, MaskMatchesCpuPhiloxMapping) {

@@ -152,19 +152,22 @@ TEST(CudaTraining, AveragePoolingMatchesCpu) {
   }
 }
 
-TEST(CudaTraining, OpsWithoutAGpuPathNameTheOp) {
+// What a CPU-only code path says when handed a GPU tensor (check_cpu, used by every op before it
+// touches host pointers): the op, the tensor and what to do. Every public op now has a GPU path
+// (softmax, pow, to(float64) and cross_entropy's options, which this test used before, all do).
+TEST(CudaTraining, CpuOnlyPathsNameTheOpAndTheTensor) {
   EMBER_REQUIRE_CUDA();
-  Tensor x = Tensor::ones({2, 3}).to(Device::CUDA);
-  const Tensor target = Tensor::from_vector(std::vector<int64_t>{0, 2}, {2}).to(Device::CUDA);
-  CrossEntropyOptions per_row;
-  per_row.reduction = Reduction::None;
+  const Tensor x = Tensor::ones({2, 3}).to(Device::CUDA);
   try {
-    // No GPU path (softmax, pow and to(float64), which this test used before, now have one).
-    (void)cross_entropy(x, target, per_row);
-    FAIL() << "cross_entropy with reduction none on CUDA tensors should throw";
+    check_cpu("some_cpu_only_op", x);
+    FAIL() << "check_cpu accepted a CUDA tensor";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("cross_entropy"), std::string::npos) << e.what();
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("some_cpu_only_op"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(x.str()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("no CUDA implementation"), std::string::npos) << msg;
   }
+  EXPECT_EQ(x.at({1, 2}), 1.0);  // the debugging accessor copies a GPU tensor back
 }
 
 }  // namespace
