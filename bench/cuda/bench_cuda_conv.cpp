@@ -207,8 +207,11 @@ void bench_pool(benchmark::State& state, bool max_pool, bool backward, int64_t C
   empty_cache();
 }
 
-void bench_bn_relu(benchmark::State& state, bool backward, int64_t C, int64_t HW, std::string impl) {
+// slice: ember's statistics slice ("bn_slice": u4096 | u1024 | u16384; "" keeps the default); impl:
+// "ember" or "cudnn".
+void bench_bn_relu(benchmark::State& state, bool backward, int64_t C, int64_t HW, std::string slice, std::string impl) {
   if (skip_without_device(state) || !select_impl(state, "bn", impl)) return;
+  if (!slice.empty() && !select_impl(state, "bn_slice", slice)) return;
   BatchNormArgs a;
   a.N = batch_size(), a.C = C, a.HW = HW * HW, a.relu = true;
   const size_t n = size_t(a.N * a.C * a.HW);
@@ -232,6 +235,7 @@ void bench_bn_relu(benchmark::State& state, bool backward, int64_t C, int64_t HW
     bytes = backward ? 16.0 * n : 8.0 * n;
   }
   report_bandwidth(state, bytes);
+  if (!slice.empty()) ember::kernels::set_variant("bn_slice", "");
   empty_cache();
 }
 
@@ -310,9 +314,20 @@ bool register_all() {
       };
       add("max_pool2x2_C64_224px_", bench_pool, true, backward, int64_t(64), int64_t(224));
       add("avg_pool2x2_C64_224px_", bench_pool, false, backward, int64_t(64), int64_t(224));
-      add("bn_relu_train_C64_224px_", bench_bn_relu, backward, int64_t(64), int64_t(224));
-      add("bn_relu_train_C512_28px_", bench_bn_relu, backward, int64_t(512), int64_t(28));
+      add("bn_relu_train_C64_224px_", bench_bn_relu, backward, int64_t(64), int64_t(224), std::string());
+      add("bn_relu_train_C512_28px_", bench_bn_relu, backward, int64_t(512), int64_t(28), std::string());
     }
+  // ember's batch norm at the other statistics slice sizes (the rows above use the default, u4096).
+  for (const char* slice : {"u1024", "u16384"})
+    for (bool backward : {false, true})
+      for (const auto& [C, HW] : {std::pair<int64_t, int64_t>{64, 224}, {512, 28}}) {
+        const std::string name = "bn_relu_train_C" + std::to_string(C) + "_" + std::to_string(HW) + "px_" +
+                                 (backward ? "bwd" : "fwd") + "/ember_" + slice;
+        benchmark::RegisterBenchmark(name.c_str(), bench_bn_relu, backward, C, HW, std::string(slice), std::string("ember"))
+            ->UseManualTime()
+            ->Iterations(10)
+            ->Unit(benchmark::kMillisecond);
+      }
   return true;
 }
 const bool registered = register_all();

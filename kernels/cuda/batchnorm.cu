@@ -1,7 +1,8 @@
 // Batch norm over (N, H, W) per channel, with an optional fused ReLU.
 //
 // Training forward, one read of x for the statistics and one read + write for the output:
-// (1) each channel's N*H*W values are cut into slices of kUnitsPerSlice float4s (or floats), one
+// (1) each channel's N*H*W values are cut into slices of 4096 float4s (or floats; EMBER_BN_SLICE=
+//     u1024|u4096|u16384 picks the size at run time, units_per_slice() in dispatch.cpp), one
 //     block per (slice, channel): with one block per channel, VGG's 64-channel layers would use
 //     64 of an H100's 132 SMs, each walking 13 MB alone. Welford per thread (one division per
 //     float4), merged across the block with Chan's formula (stable for large means, unlike sums of
@@ -26,7 +27,6 @@ namespace ember::cuda::ember_bn {
 namespace {
 
 constexpr int kThreads = 256;            // statistics and reduction blocks
-constexpr int kUnitsPerSlice = 4096;     // per block: 16 float4s (64 values) per thread
 constexpr int kElementwiseThreads = 256;
 
 struct Welford {  // no member initialisers: it lives in __shared__ memory; Welford{} is all zeros
@@ -54,7 +54,7 @@ struct Welford {  // no member initialisers: it lives in __shared__ memory; Welf
 // How the tensor is walked: in units of `vec` floats (4 when H*W % 4 == 0 and every pointer is
 // 16-byte aligned, else 1); per channel N * H*W / vec units, cut into `splits` slices.
 struct Slices {
-  int C, HW, vec, plane_units, units, splits;
+  int C, HW, vec, plane_units, units, per_slice, splits;
   FastDiv div_plane, div_C;  // by plane_units, by C
   // Offset in floats of unit u of channel c.
   __host__ __device__ int offset(int c, int u) const {
@@ -70,7 +70,7 @@ struct Slices {
   }
   __host__ __device__ int total_units() const { return units * C; }
   __host__ __device__ int slice_end(int split) const {
-    const int end = (split + 1) * kUnitsPerSlice;
+    const int end = (split + 1) * per_slice;
     return end < units ? end : units;
   }
 };
@@ -86,7 +86,8 @@ Slices make_slices(const BatchNormArgs& a, std::initializer_list<const void*> po
   Slices s;
   s.C = int(a.C), s.HW = int(a.HW), s.vec = vec4 ? 4 : 1;
   s.plane_units = s.HW / s.vec, s.units = int(a.N) * s.plane_units;
-  s.splits = (s.units + kUnitsPerSlice - 1) / kUnitsPerSlice;
+  s.per_slice = units_per_slice();  // 4096 by default: 16 float4s (64 values) per thread of a 256-thread block
+  s.splits = (s.units + s.per_slice - 1) / s.per_slice;
   s.div_plane = FastDiv(s.plane_units), s.div_C = FastDiv(s.C);
   return s;
 }
@@ -99,7 +100,7 @@ __host__ __device__ inline float4 load_unit(const Slices& s, const float* p) {
 // ---- statistics ----
 __host__ __device__ inline Welford thread_stats(const Slices& s, const float* x, int c, int split, int tid, int threads) {
   Welford w{};
-  for (int u = split * kUnitsPerSlice + tid; u < s.slice_end(split); u += threads) {
+  for (int u = split * s.per_slice + tid; u < s.slice_end(split); u += threads) {
     const float4 v = load_unit(s, x + s.offset(c, u));
     if (s.vec == 4)
       w.add4(v);
@@ -214,7 +215,7 @@ __host__ __device__ inline GradSums thread_grad_sums(const Slices& s, bool relu,
                                                      const float* dy, float mean, float invstd, int c, int split,
                                                      int tid, int threads) {
   GradSums sum{0.f, 0.f};
-  for (int u = split * kUnitsPerSlice + tid; u < s.slice_end(split); u += threads) {
+  for (int u = split * s.per_slice + tid; u < s.slice_end(split); u += threads) {
     const GradLanes l = grad_lanes(s, relu, x, y, dy, s.offset(c, u));
     for (int k = 0; k < 4; ++k) {  // constant bound: the arrays stay in registers
       if (k >= s.vec) break;

@@ -77,7 +77,7 @@ void set_conv_precision(const std::string& name);  // "" restores the environmen
 // Precision of the dense layers' GEMMs (cuBLAS/cuBLASLt): EMBER_GEMM_PRECISION=fp32|tf32|bf16, default fp32.
 Precision active_gemm_precision();
 bool cudnn_available();                             // compiled with cuDNN and a device is present
-// Registers the variant tables "conv", "depthwise", "conv_tc_depth", "pool", "bn" with kernels/registry.h (they otherwise register
+// Registers the variant tables "conv", "depthwise", "conv_tc_depth", "pool", "bn", "bn_slice" with kernels/registry.h (they otherwise register
 // on first use) so kernels::set_variant / variants() see them; returns their op names.
 std::vector<std::string> cuda_variant_ops();
 

@@ -1,7 +1,8 @@
 // Run-time choice between ember's CUDA kernels and the cuDNN baselines, through the same
 // registry as the CPU kernels (kernels/registry.h): ops "conv", "depthwise", "pool" and "bn", selected
 // with EMBER_CONV=ember_tc|ember_simt|cudnn, EMBER_DEPTHWISE=direct|gemm, EMBER_CONV_TC_DEPTH=k32|k16,
-// EMBER_POOL=ember|cudnn, EMBER_BN=ember|cudnn, or kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
+// EMBER_POOL=ember|cudnn, EMBER_BN=ember|cudnn, EMBER_BN_SLICE=u4096|u1024|u16384, or
+// kernels::set_variant(op, name). The tables register on first use (see cuda_variant_ops()).
 // Conv math precision comes from EMBER_CONV_PRECISION=fp32|tf32|bf16 (default fp32), that of the dense
 // layers' cuBLAS GEMMs from EMBER_GEMM_PRECISION (same values and default).
 #include <cstdlib>
@@ -40,6 +41,13 @@ kernels::VariantTable<int>& tc_depth_table() {
   static kernels::VariantTable<int> table("conv_tc_depth", {{"k32", 32, device_ready}, {"k16", 16, device_ready}});
   return table;
 }
+// Batch norm's statistics slice (batchnorm.cu), in units per block; no device needed to choose it,
+// so the host emulation can run every size.
+kernels::VariantTable<int>& bn_slice_table() {
+  static kernels::VariantTable<int> table("bn_slice", {{"u4096", 4096, nullptr}, {"u1024", 1024, nullptr},
+                                                       {"u16384", 16384, nullptr}});
+  return table;
+}
 kernels::VariantTable<Impl>& pool_table() {
   static kernels::VariantTable<Impl> table("pool", {{"ember", Impl::Ember, device_ready}, {"cudnn", Impl::Cudnn, cudnn_ready}});
   return table;
@@ -68,8 +76,11 @@ std::vector<std::string> cuda_variant_ops() {
   tc_depth_table();
   pool_table();
   bn_table();
-  return {"conv", "depthwise", "conv_tc_depth", "pool", "bn"};
+  bn_slice_table();
+  return {"conv", "depthwise", "conv_tc_depth", "pool", "bn", "bn_slice"};
 }
+
+int ember_bn::units_per_slice() { return bn_slice_table().get(); }
 
 bool conv::depthwise_direct() { return depthwise_table().get() == Depthwise::Direct; }
 int conv::tc_slice_depth() { return tc_depth_table().get(); }

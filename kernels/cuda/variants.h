@@ -19,6 +19,9 @@ void host_emulate_adaptive(int64_t planes, int64_t H, int64_t W, int64_t OH, int
 }  // namespace ember_pool
 
 namespace ember_bn {  // batchnorm.cu
+// Units (float4s, or floats) per statistics block: EMBER_BN_SLICE=u4096 (default) | u1024 | u16384,
+// registry op "bn_slice" (dispatch.cpp); a tuning knob for the GPU, so it needs no device to select.
+int units_per_slice();
 void forward_train(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta, float* y,
                    float* save_mean, float* save_invstd, float* running_mean, float* running_var);
 void forward_eval(const BatchNormArgs& a, const float* x, const float* gamma, const float* beta,

@@ -124,7 +124,7 @@ TEST(CudaConv, BadShapesThrowNamingTheShape) {
 TEST(CudaConv, EnvironmentSelectsAlgorithmAndPrecision) {
   EMBER_REQUIRE_CUDA();
   const auto ops = cuda_variant_ops();
-  EXPECT_EQ(ops, (std::vector<std::string>{"conv", "depthwise", "conv_tc_depth", "pool", "bn"}));
+  EXPECT_EQ(ops, (std::vector<std::string>{"conv", "depthwise", "conv_tc_depth", "pool", "bn", "bn_slice"}));
   set_conv_precision("bf16");
   EXPECT_EQ(active_conv_precision(), Precision::BF16);
   set_conv_precision("");

@@ -261,17 +261,25 @@ BnRef batchnorm_ref(const BatchNormArgs& a, const std::vector<float>& x, const s
 }
 
 // (N, C, HW): H*W % 4 == 0 takes the float4 path; 5 x 4100 and 5 x 4099 values per channel span
-// 2 and 5 of the statistics kernels' slices (4096 units each), so their merge is exercised.
-std::vector<std::array<int64_t, 3>> bn_shapes() { return {{3, 6, 1}, {3, 6, 35}, {3, 6, 64}, {5, 2, 4100}, {5, 2, 4099}}; }
+// 2 and 5 of the statistics kernels' slices at the default 4096 units (more at 1024), and 3 x 22000
+// (16500 float4s) spans 2 at 16384, so the slices' merge runs at every slice size.
+std::vector<std::array<int64_t, 3>> bn_shapes() {
+  return {{3, 6, 1}, {3, 6, 35}, {3, 6, 64}, {5, 2, 4100}, {5, 2, 4099}, {3, 2, 22000}};
+}
+const char* const kBnSlices[] = {"u4096", "u1024", "u16384"};  // registry op "bn_slice"
 
-// No GPU needed: ember's batch-norm kernels' per-thread, per-channel and per-element code on the host.
+// No GPU needed: ember's batch-norm kernels' per-thread, per-channel and per-element code on the host,
+// at every statistics slice size.
 TEST(CudaBatchNormHost, HostEmulationMatchesReference) {
+  cuda_variant_ops();
+  for (const char* slice : kBnSlices)
   for (bool relu : {false, true})
     for (const auto& [N, C, HW] : bn_shapes()) {
+      kernels::set_variant("bn_slice", slice);
       BatchNormArgs a;
       a.N = N, a.C = C, a.HW = HW, a.relu = relu;
-      SCOPED_TRACE("relu " + std::to_string(relu) + " N " + std::to_string(N) + " C " + std::to_string(C) + " HW " +
-                   std::to_string(HW));
+      SCOPED_TRACE(std::string(slice) + " relu " + std::to_string(relu) + " N " + std::to_string(N) + " C " +
+                   std::to_string(C) + " HW " + std::to_string(HW));
       const size_t n = size_t(N * C * HW), nc = size_t(C);
       const auto x = testing::random_floats(n, 11, 2.f, 5.f);  // non-zero mean: tests stability
       const auto dy = testing::random_floats(n, 12), gamma = testing::random_floats(nc, 13, 0.5f, 1.5f);
@@ -293,6 +301,7 @@ TEST(CudaBatchNormHost, HostEmulationMatchesReference) {
       EXPECT_LE(rel_norm_err(dgamma, ref.dgamma), 1e-5);
       EXPECT_LE(rel_norm_err(dbeta, ref.dbeta), 1e-5);
     }
+  kernels::set_variant("bn_slice", "");
 }
 
 TEST(CudaBatchNorm, TrainEvalBackwardMatchReference) {
@@ -308,10 +317,13 @@ TEST(CudaBatchNorm, TrainEvalBackwardMatchReference) {
       const auto beta_host = testing::random_floats(C, 14), rm_host = testing::random_floats(C, 15);
       const auto rv_host = testing::random_floats(C, 16, 0.5f, 2.f);
       const BnRef ref = batchnorm_ref(a, x_host, gamma_host, beta_host, dy_host, rm_host, rv_host);
-      for (const std::string& impl : impls_to_test()) {
-        SCOPED_TRACE("bn " + impl + " relu " + std::to_string(relu) + " N " + std::to_string(N) + " C " +
+      for (const std::string& impl : impls_to_test())
+      for (const char* slice : kBnSlices) {
+        if (impl != "ember" && slice != kBnSlices[0]) continue;  // the slice size is ember's own
+        SCOPED_TRACE("bn " + impl + " " + slice + " relu " + std::to_string(relu) + " N " + std::to_string(N) + " C " +
                      std::to_string(channels) + " HW " + std::to_string(HW));
         kernels::set_variant("bn", impl);
+        kernels::set_variant("bn_slice", slice);
         DeviceArray<float> x(x_host), dy(dy_host), gamma(gamma_host), beta(beta_host), rm(rm_host), rv(rv_host);
         DeviceArray<float> y(n), mean(C), invstd(C), dx(n), dgamma(C), dbeta(C);
         y.poison(), mean.poison(), invstd.poison(), dx.poison(), dgamma.poison(), dbeta.poison();
@@ -339,6 +351,7 @@ TEST(CudaBatchNorm, TrainEvalBackwardMatchReference) {
         EXPECT_LE(rel_norm_err(y.download(), eval_ref), 1e-4);
       }
       kernels::set_variant("bn", "");
+      kernels::set_variant("bn_slice", "");
     }
 }
 
