@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
   explain->add_option("--freeze", ex.freeze, "Freeze parameters under this name prefix (e.g. features)");
   explain->add_option("--peak-gflops", ex.peak_gflops, "Machine peak GFLOP/s (default: measure an FMA loop)");
   explain->add_option("--seed", ex.seed, "Seed (data and weights)");
+  explain->add_option("--device", ex.device, "cpu | cuda: where the model runs (GPU op times wait for the kernels)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   explain->add_flag("--json", ex.json, "Print one JSON document instead of text");
 
   CLI11_PARSE(app, argc, argv);

@@ -21,6 +21,7 @@ const DeviceBackend* make_cuda_backend() {
          const std::vector<int64_t>& shape, size_t elem_size) {
         cuda::copy_strided(cuda::make_strided_copy(shape, ds, ss), elem_size, s, d);
       },
+      [] { cuda::synchronize(); },
   };
   return &backend;
 }

@@ -25,6 +25,10 @@ const DeviceBackend* cuda_backend() {
   }
   return g_cuda;
 }
+void synchronize_device_of(Device device) {
+  if (device == Device::CUDA) require_cuda("synchronize").synchronize();
+}
+
 const DeviceBackend& require_cuda(const char* what) {
   EMBER_CHECK(cuda_backend() != nullptr, what,
               ": CUDA is not available (ember built without EMBER_CUDA, or no CUDA device/driver present)");

@@ -24,10 +24,14 @@ struct DeviceBackend {
   // dst[i at dst_strides] = src[i at src_strides] over `shape` (strides in elements of elem_size bytes).
   void (*copy_strided)(void* dst, const std::vector<int64_t>& dst_strides, const void* src,
                        const std::vector<int64_t>& src_strides, const std::vector<int64_t>& shape, size_t elem_size);
+  void (*synchronize)();  // waits for every kernel and copy queued so far (timing, e.g. ember explain)
 };
 void set_cuda_backend(const DeviceBackend* backend);
 const DeviceBackend* cuda_backend();  // nullptr when not built or no device; see require_cuda()
 const DeviceBackend& require_cuda(const char* what);
+// Waits for the GPU's queued work when `device` is the GPU (so a host clock read afterwards includes it);
+// nothing for CPU tensors, and no CUDA context is created for them.
+void synchronize_device_of(Device device);
 
 class Storage {
  public:

@@ -6,6 +6,7 @@
 
 #include "apps/driver/explain.h"
 #include "engine/ops.h"
+#include "engine/storage.h"
 #include "nn/layers.h"
 
 namespace ember::driver {
@@ -95,13 +96,19 @@ TEST(ExplainRun, Vgg16ForwardAt224IsThe15_47GMacNetwork) {
   EXPECT_TRUE(r.backward.empty());
 }
 
-TEST(ExplainRun, CnnTrainingStepReportsEveryStage) {
+// One training step of the small CNN at 16 px, batch 2 (the smallest BatchNorm accepts).
+ExplainOptions small_cnn_step() {
   ExplainOptions o;
   o.model = "cnn";
   o.image_size = 16;
   o.batch = 2;
-  o.lr = 0.05;
   o.peak_gflops = 100;
+  return o;
+}
+
+TEST(ExplainRun, CnnTrainingStepReportsEveryStage) {
+  ExplainOptions o = small_cnn_step();
+  o.lr = 0.05;
   ExplainResult r = run_explain(o);
 
   // Data path: decoded 48x48 synthetic PNG -> resized -> normalised [3, 16, 16].
@@ -145,16 +152,38 @@ TEST(ExplainRun, CnnTrainingStepReportsEveryStage) {
 }
 
 TEST(ExplainRun, FrozenBackboneUpdatesOnlyTheHead) {
-  ExplainOptions o;
-  o.model = "cnn";
-  o.image_size = 16;
-  o.batch = 2;
+  ExplainOptions o = small_cnn_step();
   o.freeze = "features";
-  o.peak_gflops = 100;
   ExplainResult r = run_explain(o);
   ASSERT_FALSE(r.updates.empty());
   for (const auto& u : r.updates) EXPECT_EQ(u.name.rfind("features", 0), std::string::npos) << u.name;
   for (const auto& b : r.backward) EXPECT_NE(b.op, "conv2d");  // no gradient flows into the frozen trunk
+}
+
+// --device cuda: without a device, a clear error; with one (written in a session without a GPU), the
+// same step on the GPU: every forward op runs there, and the loss and the parameter updates match
+// the CPU run's (same weights, same batch, fp32 GEMMs and convolutions).
+TEST(ExplainRun, CudaDeviceMatchesTheCpuStepOrSaysWhyNot) {
+  ExplainOptions o = small_cnn_step();
+  o.device = "cuda";
+  if (ember::cuda_backend() == nullptr) {
+    try {
+      run_explain(o);
+      FAIL() << "explain --device cuda ran without a device";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("explain --device cuda: CUDA is not available"), std::string::npos) << e.what();
+    }
+    return;
+  }
+  const ExplainResult gpu = run_explain(o);
+  o.device = "cpu";
+  const ExplainResult cpu = run_explain(o);
+  for (const auto& f : gpu.forward) EXPECT_EQ(f.device, "cuda") << f.index << " " << f.op;
+  EXPECT_NEAR(gpu.loss, cpu.loss, 1e-5 * std::abs(cpu.loss));
+  ASSERT_EQ(gpu.updates.size(), cpu.updates.size());
+  for (size_t i = 0; i < cpu.updates.size(); ++i)
+    EXPECT_NEAR(gpu.updates[i].step_norm, cpu.updates[i].step_norm, 1e-4 * cpu.updates[i].step_norm + 1e-8)
+        << cpu.updates[i].name;
 }
 
 TEST(ExplainRun, UnknownModelIsAnErrorNamingIt) {

@@ -17,6 +17,7 @@
 #include "engine/autograd.h"
 #include "engine/error.h"
 #include "engine/ops.h"
+#include "engine/storage.h"
 #include "kernels/registry.h"
 #include "nn/models/mlp.h"
 #include "nn/models/small_cnn.h"
@@ -139,7 +140,7 @@ std::unique_ptr<Optimizer> make_optimizer(const ExplainOptions& o, std::vector<T
 }
 
 double l2(const Tensor& t) {
-  Tensor c = t.contiguous().to(DType::Float64);
+  Tensor c = t.to(Device::CPU).contiguous().to(DType::Float64);
   const double* v = c.data<double>();
   double s = 0;
   for (int64_t i = 0; i < c.numel(); ++i) s += v[i] * v[i];
@@ -199,8 +200,14 @@ ExplainResult run_explain(const ExplainOptions& o) {
   }
   r.num_classes = batch.num_classes;
 
+  EMBER_CHECK(o.device == "cpu" || o.device == "cuda", "explain: --device '", o.device, "' is not one of cpu, cuda");
+  const Device device = o.device == "cuda" ? Device::CUDA : Device::CPU;
+  if (device == Device::CUDA) require_cuda("explain --device cuda");
+  batch.images = batch.images.to(device);
+  batch.labels = batch.labels.to(device);
   Generator gen(o.seed + 1);
   nn::ModulePtr model = make_model(o, batch.num_classes, gen);
+  model->to(device);  // initialised on the CPU (the same weights as a CPU run), then moved
   r.model_name = model->type_name();
   if (!o.freeze.empty()) model->freeze(o.freeze);
   model->train();
@@ -250,8 +257,10 @@ ExplainResult run_explain(const ExplainOptions& o) {
       before.push_back(p.detach().clone());
     }
     auto opt = make_optimizer(o, params);
+    synchronize_device_of(device);
     const auto t0 = Clock::now();
     opt->step();
+    synchronize_device_of(device);
     r.totals.optimizer_ms = ms_since(t0);
     for (size_t i = 0; i < trainable.size(); ++i) {
       const Tensor& p = trainable[i].second;
@@ -266,6 +275,9 @@ ExplainResult run_explain(const ExplainOptions& o) {
   if (o.peak_gflops > 0) {
     r.totals.peak_gflops = o.peak_gflops;
     r.totals.peak_source = "given by --peak-gflops";
+  } else if (device == Device::CUDA) {  // the CPU's FMA loop says nothing about the GPU
+    r.totals.peak_gflops = 0;
+    r.totals.peak_source = "unknown for the GPU: pass --peak-gflops (e.g. the precision's dense TFLOP/s x 1000)";
   } else {
     r.totals.peak_gflops = measure_peak_gflops();
     r.totals.peak_source = "measured now: AVX2 FMA register loop on " + std::to_string(omp_get_max_threads()) +

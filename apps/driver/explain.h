@@ -42,6 +42,7 @@ struct ExplainOptions {
   double peak_gflops = 0;     // the machine's peak; 0 = measure an FMA loop now
   uint64_t seed = 0;
   bool json = false;
+  std::string device = "cpu";  // cpu | cuda: where the model and batch live (op times wait for the GPU)
 };
 
 // One stage of the data path of the first sample.

@@ -37,9 +37,9 @@ double pct(double part, double whole) { return whole > 0 ? 100.0 * part / whole 
 void print_explain(const ExplainResult& r, std::FILE* out) {
   const auto& o = r.options;
   const auto& t = r.totals;
-  std::fprintf(out, "ember explain: one %s step of %s (--model %s), batch %lld at %dx%d, CPU ISA %s, %d threads\n",
+  std::fprintf(out, "ember explain: one %s step of %s (--model %s), batch %lld at %dx%d, on %s, CPU ISA %s, %d threads\n",
                o.forward_only ? "forward-only" : "training", r.model_name.c_str(), o.model.c_str(),
-               (long long)o.batch, o.image_size, o.image_size, r.isa.c_str(), omp_get_max_threads());
+               (long long)o.batch, o.image_size, o.image_size, o.device.c_str(), r.isa.c_str(), omp_get_max_threads());
   std::fprintf(out, "parameters: %lld (%lld trainable%s)\n", (long long)r.num_parameters,
                (long long)r.trainable_parameters, o.freeze.empty() ? "" : (", frozen: " + o.freeze + "*").c_str());
   std::fprintf(out, "conventions:\n  %s\n", [&] {
@@ -117,7 +117,7 @@ nlohmann::json explain_json(const ExplainResult& r) {
                 {"parameters", r.num_parameters},
                 {"trainable_parameters", r.trainable_parameters},
                 {"num_classes", r.num_classes}};
-  j["machine"] = {{"isa", r.isa}, {"threads", omp_get_max_threads()}};
+  j["machine"] = {{"isa", r.isa}, {"threads", omp_get_max_threads()}, {"device", o.device}};
   j["conventions"] = cost_conventions();
   j["dataset"] = r.dataset_dir;
   j["data"] = json::array();

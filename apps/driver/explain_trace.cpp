@@ -13,6 +13,7 @@
 
 #include "apps/driver/explain_trace.h"
 #include "engine/autograd.h"
+#include "engine/storage.h"
 #include "nn/module.h"
 
 namespace ember::driver {
@@ -33,9 +34,15 @@ struct ForwardRecorder {
 
 thread_local ForwardRecorder* t_recorder = nullptr;
 
+// The host clock once the op's work is done: a GPU op only queues kernels, so wait for them first.
+Clock::time_point settled_now(const Tensor& out) {
+  if (out.defined()) synchronize_device_of(out.device());
+  return Clock::now();
+}
+
 void on_op(const char* op, const Tensor& out, const std::vector<Tensor>& inputs) {
   ForwardRecorder& r = *t_recorder;
-  const auto now = Clock::now();
+  const auto now = settled_now(out);
   ForwardOp f;
   f.index = int64_t(r.ops.size());
   f.layer = "-";
@@ -127,7 +134,7 @@ std::vector<BackwardStep> trace_backward(const Tensor& loss, const std::vector<F
   std::vector<BackwardStep> steps;
   Clock::time_point started = Clock::now();
   set_backward_observer([&](const Node& node, const Tensor& grad_output) {
-    const auto now = Clock::now();
+    const auto now = settled_now(grad_output);  // the previous node's kernels (one stream: in order)
     if (!steps.empty()) steps.back().ms = ms_between(started, now);
     BackwardStep s;
     s.op = node.op;
@@ -163,7 +170,7 @@ std::vector<BackwardStep> trace_backward(const Tensor& loss, const std::vector<F
     set_backward_observer(nullptr);
     throw;
   }
-  if (!steps.empty()) steps.back().ms = ms_between(started, Clock::now());
+  if (!steps.empty()) steps.back().ms = ms_between(started, settled_now(loss));
   set_backward_observer(nullptr);
   return steps;
 }
