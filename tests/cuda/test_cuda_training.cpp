@@ -102,6 +102,31 @@ void eval_batch_norm_matches_cpu(bool fuse_relu) {
   }
 }
 
+// The caching allocator's point: once a training step has run, later steps of the same shapes reuse
+// its blocks and call cudaMalloc no more (issue 3: "VGG16 training does not call cudaMalloc per
+// step"; the small CNN runs the same op kinds at test size).
+TEST(CudaTraining, StepsAfterTheFirstCallNoCudaMalloc) {
+  EMBER_REQUIRE_CUDA();
+  auto model = make_model(/*fuse_bn_relu=*/true);
+  model->to(Device::CUDA);
+  model->train();
+  Generator data_gen(4);
+  const Tensor x = Tensor::normal({8, 3, 20, 20}, 0, 1, data_gen).to(Device::CUDA);
+  const Tensor y = Tensor::from_vector(std::vector<int64_t>{0, 3, 1, 4, 2, 2, 0, 1}, {8}).to(Device::CUDA);
+  AdamW opt({ParamGroup{model->parameters(), 1e-3, 1e-2, ""}});
+  const auto step = [&] {
+    opt.zero_grad();
+    Tensor loss = cross_entropy((*model)(x), y);
+    loss.backward();
+    opt.step();
+    return loss.item();
+  };
+  step();  // allocates the activations, gradients, optimizer state and scratch once
+  const size_t mallocs = cuda::allocator_stats().malloc_count;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(std::isfinite(step()));
+  EXPECT_EQ(cuda::allocator_stats().malloc_count, mallocs) << "later steps called cudaMalloc";
+}
+
 TEST(CudaTraining, EvalModeBatchNormBackwardMatchesCpu) {
   EMBER_REQUIRE_CUDA();
   eval_batch_norm_matches_cpu(false);
