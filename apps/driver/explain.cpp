@@ -222,6 +222,7 @@ ExplainResult run_explain(const ExplainOptions& o) {
     (*model)(batch.images);
     model->train();
   }
+  synchronize_device_of(device);  // the warm-up's GPU kernels must not be charged to the first traced op
   Tensor logits, loss;
   r.forward = trace_forward([&] { logits = (*model)(batch.images); }, leaf_module_names(*model));
   auto loss_ops = trace_forward([&] { loss = cross_entropy(logits, batch.labels); });
