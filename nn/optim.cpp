@@ -169,11 +169,12 @@ double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, doubl
   const auto fold_max = [&acc](double a) { acc = (a > acc || std::isnan(a)) ? a : acc; };  // NaN propagates, as in torch.max
   for (const auto& g : grads) {
     if (g.device() == Device::CUDA) {  // a reduction on the GPU per gradient; its float result is folded in double
-      const Tensor a = abs(g).reshape({-1});
-      if (inf_norm) {
-        if (a.numel() > 0) fold_max(max(a, 0).item());
+      if (norm_type == 2.0) {  // the default: no |g| pass
+        acc += sum(g * g).item();
       } else {
-        acc += (norm_type == 2.0 ? sum(g * g) : norm_type == 1.0 ? sum(a) : sum(pow(a, norm_type))).item();
+        const Tensor a = abs(g).reshape({-1});
+        if (!inf_norm) acc += (norm_type == 1.0 ? sum(a) : sum(pow(a, norm_type))).item();
+        else if (a.numel() > 0) fold_max(max(a, 0).item());
       }
       continue;
     }

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "apps/driver/experiment.h"
 #include "apps/driver/explain_trace.h"
 #include "data/dataset.h"
 #include "data/image.h"
@@ -200,7 +201,7 @@ ExplainResult run_explain(const ExplainOptions& o) {
   }
   r.num_classes = batch.num_classes;
 
-  EMBER_CHECK(o.device == "cpu" || o.device == "cuda", "explain: --device '", o.device, "' is not one of cpu, cuda");
+  check_device_name(o.device, "explain: --device");
   const Device device = o.device == "cuda" ? Device::CUDA : Device::CPU;
   if (device == Device::CUDA) require_cuda("explain --device cuda");
   batch.images = batch.images.to(device);

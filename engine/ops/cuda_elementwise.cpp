@@ -75,18 +75,9 @@ Tensor broadcast_to(const Tensor& x_in, const Shape& shape) {
 Tensor dense(const Tensor& x) { return x.is_contiguous() ? x.detach() : broadcast_to(x, x.shape()); }
 
 Tensor convert(const Tensor& x_in, DType dtype) {
-  const auto elem = [](DType t) {
-    switch (t) {
-      case DType::Float64: return cuda::ElemType::F64;
-      case DType::Int64: return cuda::ElemType::I64;
-      case DType::BFloat16: return cuda::ElemType::BF16;
-      default: return cuda::ElemType::F32;
-    }
-  };
-  Tensor x = x_in.detach();
-  if (!x.is_contiguous()) x = Tensor::empty(x.shape(), x.dtype(), Device::CUDA).copy_(x);
+  const Tensor x = x_in.detach().contiguous();  // any dtype: dense() is float32-only
   Tensor y = Tensor::empty(x.shape(), dtype, Device::CUDA);
-  cuda::convert(x.numel(), elem(x.dtype()), elem(dtype), x.raw_data(), y.raw_data());
+  cuda::convert(x.numel(), elem_type_of(x.dtype()), elem_type_of(dtype), x.raw_data(), y.raw_data());
   return y;
 }
 

@@ -140,8 +140,8 @@ Tensor avg_pool2d(const Tensor& x_in, const cpu::Pool2dShape& cs) {
 Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
   const int64_t N = x_in.shape()[0], C = x_in.shape()[1], H = x_in.shape()[2], W = x_in.shape()[3];
   if (out_h == H && out_w == W) return x_in;  // every window is one element
+  const Tensor x = dense(x_in);
   if (out_h != 1 || out_w != 1) {  // PyTorch's (possibly overlapping) bins; 1x1 below is a plain plane mean
-    const Tensor x = dense(x_in);
     Tensor y = empty_like_cuda({N, C, out_h, out_w});
     cuda::adaptive_avg_pool2d_forward(N * C, H, W, out_h, out_w, cf(x, "adaptive_avg_pool2d"), mf(y, "adaptive_avg_pool2d"));
     return record("adaptive_avg_pool2d", y, {x_in}, [N, C, H, W, out_h, out_w](const Tensor& g_in) {
@@ -152,7 +152,6 @@ Tensor adaptive_avg_pool2d(const Tensor& x_in, int64_t out_h, int64_t out_w) {
       return std::vector<Tensor>{gx};
     });
   }
-  const Tensor x = dense(x_in);
   Tensor y = empty_like_cuda({N, C, 1, 1});
   cuda::global_avg_pool_forward(N, C, H * W, cf(x, "adaptive_avg_pool2d"), mf(y, "adaptive_avg_pool2d"));
   return record("adaptive_avg_pool2d", y, {x_in}, [N, C, H, W](const Tensor& g) {
@@ -217,7 +216,7 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target, const CrossE
               opt.label_smoothing, " must be in [0, 1]");
   EMBER_CHECK(target.device() == Device::CUDA && target.dtype() == DType::Int64,
               "cross_entropy on cuda: target must be an int64 CUDA tensor, got ", target.str());
-  const Tensor z = dense(logits_in), t = target.is_contiguous() ? target.detach() : target.contiguous().detach();
+  const Tensor z = dense(logits_in), t = target.detach().contiguous();
   const Tensor cw = opt.class_weight.defined() ? dense(opt.class_weight) : Tensor();
   cuda::XentArgs a;
   a.N = z.shape()[0], a.C = z.shape()[1], a.ignore_index = opt.ignore_index, a.label_smoothing = float(opt.label_smoothing);

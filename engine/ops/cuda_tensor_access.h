@@ -3,6 +3,7 @@
 #pragma once
 #include "engine/error.h"
 #include "engine/tensor.h"
+#include "kernels/cuda/cuda_api.h"
 
 namespace ember::cuda_ops::detail {
 
@@ -20,6 +21,15 @@ inline const float* cf(const Tensor& t, const char* op) {
   return p;
 }
 inline float* mf(const Tensor& t, const char* op) { return const_cast<float*>(cf(t, op)); }
+// The conversion kernel's name for a dtype (kernels/cuda/convert.cu).
+inline cuda::ElemType elem_type_of(DType t) {
+  switch (t) {
+    case DType::Float64: return cuda::ElemType::F64;
+    case DType::Int64: return cuda::ElemType::I64;
+    case DType::BFloat16: return cuda::ElemType::BF16;
+    default: return cuda::ElemType::F32;
+  }
+}
 inline Tensor empty_like_cuda(const Shape& shape, DType dtype = DType::Float32) {
   return Tensor::empty(shape, dtype, Device::CUDA);
 }

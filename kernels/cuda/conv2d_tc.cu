@@ -4,9 +4,8 @@
 // (m16n16k16), so callers never hold bf16 copies. Precision::FP32 falls back to ember_simt.
 // A 128-thread block (4 warps, 2x2) computes a 64x64 tile, each warp 32x32 = 2x2 fragments, over
 // depth slices of 32 (or 16: EMBER_CONV_TC_DEPTH=k16) staged through registers into two shared
-// buffers (conv2d_tiles.cuh); the
-// accumulators then go through shared memory (reusing the buffers) so the problem's store() can
-// scatter them to NCHW.
+// buffers (conv2d_tiles.cuh); the accumulators then go through shared memory (reusing the buffers)
+// so the problem's store() can scatter them to NCHW.
 #include <cuda_bf16.h>
 #include <mma.h>
 

@@ -3,39 +3,20 @@
 // zero, bfloat16 rounds float(v) to nearest even with the same bit arithmetic as engine/dtype.h's
 // bf16::from_float, so both devices give the same bits. Compiles; not yet run on a GPU (the host
 // emulation runs the same per-element code).
-#include <cstring>
-#include <string>
+#include <bit>
+#include <cstdint>
 
 #include "kernels/cuda/runtime.h"
 
 namespace ember::cuda {
 namespace {
 
-__host__ __device__ inline float float_of_bits(uint32_t u) {
-#ifdef __CUDA_ARCH__
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
-__host__ __device__ inline uint32_t bits_of_float(float f) {
-#ifdef __CUDA_ARCH__
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-
 __host__ __device__ inline double load(ElemType t, const void* p, int64_t i) {
   switch (t) {
     case ElemType::F32: return static_cast<const float*>(p)[i];
     case ElemType::F64: return static_cast<const double*>(p)[i];
     case ElemType::I64: return double(static_cast<const int64_t*>(p)[i]);
-    case ElemType::BF16: return float_of_bits(uint32_t(static_cast<const uint16_t*>(p)[i]) << 16);
+    case ElemType::BF16: return std::bit_cast<float>(uint32_t(static_cast<const uint16_t*>(p)[i]) << 16);
   }
   return 0;
 }
@@ -45,7 +26,7 @@ __host__ __device__ inline void store(ElemType t, void* p, int64_t i, double v) 
     case ElemType::F64: static_cast<double*>(p)[i] = v; break;
     case ElemType::I64: static_cast<int64_t*>(p)[i] = int64_t(v); break;
     case ElemType::BF16: {
-      uint32_t u = bits_of_float(float(v));
+      uint32_t u = std::bit_cast<uint32_t>(float(v));  // constexpr: device code too (--expt-relaxed-constexpr)
       if ((u & 0x7fffffffu) > 0x7f800000u) {
         u = (u >> 16) | 0x40;  // quiet NaN
       } else {

@@ -172,18 +172,34 @@ namespace {
 
 constexpr size_t kStagingBytes = size_t(32) << 20;
 
-struct PinnedStaging {
-  std::mutex mutex;
+// A pinned host buffer of Capacity bytes that uploads go through. Before overwriting it the host
+// waits for the last DMA out of it (its event), not for every kernel queued since.
+template <size_t Capacity>
+struct PinnedBuffer {
   void* buffer = nullptr;
   cudaEvent_t uploaded = nullptr;  // recorded after each host-to-device DMA out of the buffer
+
   void* get() {
     if (!buffer) {
-      EMBER_CUDA_CHECK(cudaMallocHost(&buffer, kStagingBytes));
+      EMBER_CUDA_CHECK(cudaMallocHost(&buffer, Capacity));
       EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&uploaded, cudaEventDisableTiming));
       EMBER_CUDA_CHECK(cudaEventRecord(uploaded, stream()));
     }
     return buffer;
   }
+  // Copies src (bytes <= Capacity) into the buffer and queues its DMA to dst; returns at once.
+  void upload(void* dst, const void* src, size_t bytes) {
+    void* pinned = get();
+    EMBER_CUDA_CHECK(cudaEventSynchronize(uploaded));
+    std::memcpy(pinned, src, bytes);
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, pinned, bytes, cudaMemcpyHostToDevice, stream()));
+    EMBER_CUDA_CHECK(cudaEventRecord(uploaded, stream()));
+  }
+};
+
+struct PinnedStaging {
+  std::mutex mutex;
+  PinnedBuffer<kStagingBytes> pinned;
 };
 PinnedStaging& staging() {
   static auto* s = new PinnedStaging;
@@ -192,25 +208,18 @@ PinnedStaging& staging() {
 
 }  // namespace
 
-// Returns once src is in the staging buffer; the DMA runs in stream order. Before overwriting the
-// buffer the host waits for the last DMA out of it (its event), not for every kernel queued since.
+// Returns once src is in the staging buffer; the DMA runs in stream order.
 void memcpy_h2d(void* dst, const void* src, size_t bytes) {
-  if (bytes == 0) return;
   PinnedStaging& s = staging();
   std::lock_guard<std::mutex> lock(s.mutex);
-  char* pinned = static_cast<char*>(s.get());
-  for (size_t done = 0; done < bytes; done += kStagingBytes) {
-    const size_t chunk = std::min(kStagingBytes, bytes - done);
-    EMBER_CUDA_CHECK(cudaEventSynchronize(s.uploaded));
-    std::memcpy(pinned, static_cast<const char*>(src) + done, chunk);
-    EMBER_CUDA_CHECK(cudaMemcpyAsync(static_cast<char*>(dst) + done, pinned, chunk, cudaMemcpyHostToDevice, stream()));
-    EMBER_CUDA_CHECK(cudaEventRecord(s.uploaded, stream()));
-  }
+  for (size_t done = 0; done < bytes; done += kStagingBytes)
+    s.pinned.upload(static_cast<char*>(dst) + done, static_cast<const char*>(src) + done,
+                    std::min(kStagingBytes, bytes - done));
 }
 
 // Small uploads that must not stall the host (the optimizer's tensor table each step, per-channel
-// constants): a ring of pinned slots, each reused only once the copy that last read it has run (its
-// event), so the host waits for at most that one earlier copy, not for the kernels queued before.
+// constants): a ring of pinned slots, each reused only once the copy that last read it has run, so
+// the host waits for at most that one earlier copy, not for the kernels queued before.
 namespace {
 
 constexpr int kUploadSlots = 8;
@@ -218,8 +227,7 @@ constexpr size_t kUploadSlotBytes = size_t(1) << 20;
 
 struct UploadRing {
   std::mutex mutex;
-  void* pinned[kUploadSlots] = {};
-  cudaEvent_t done[kUploadSlots] = {};
+  PinnedBuffer<kUploadSlotBytes> slots[kUploadSlots];
   int next = 0;
 };
 UploadRing& upload_ring() {
@@ -234,17 +242,9 @@ void memcpy_h2d_async(void* dst, const void* src, size_t bytes) {
   if (bytes > kUploadSlotBytes) return memcpy_h2d(dst, src, bytes);
   UploadRing& r = upload_ring();
   std::lock_guard<std::mutex> lock(r.mutex);
-  const int slot = r.next;
+  auto& slot = r.slots[r.next];
   r.next = (r.next + 1) % kUploadSlots;
-  if (!r.pinned[slot]) {
-    EMBER_CUDA_CHECK(cudaMallocHost(&r.pinned[slot], kUploadSlotBytes));
-    EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&r.done[slot], cudaEventDisableTiming));
-  } else {
-    EMBER_CUDA_CHECK(cudaEventSynchronize(r.done[slot]));  // the copy that last read this slot has run
-  }
-  std::memcpy(r.pinned[slot], src, bytes);
-  EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, r.pinned[slot], bytes, cudaMemcpyHostToDevice, stream()));
-  EMBER_CUDA_CHECK(cudaEventRecord(r.done[slot], stream()));
+  slot.upload(dst, src, bytes);
 }
 
 // Synchronises: the DMA into the staging buffer is queued after every earlier upload out of it (one
@@ -252,7 +252,7 @@ void memcpy_h2d_async(void* dst, const void* src, size_t bytes) {
 void memcpy_d2h(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   std::lock_guard<std::mutex> lock(staging().mutex);
-  char* pinned = static_cast<char*>(staging().get());
+  char* pinned = static_cast<char*>(staging().pinned.get());
   for (size_t done = 0; done < bytes; done += kStagingBytes) {
     const size_t chunk = std::min(kStagingBytes, bytes - done);
     EMBER_CUDA_CHECK(cudaMemcpyAsync(pinned, static_cast<const char*>(src) + done, chunk, cudaMemcpyDeviceToHost, stream()));

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "engine/ops/cuda_tensor_access.h"
 #include "engine/rng.h"
 #include "tests/cuda/cuda_test_util.h"
 
@@ -128,14 +129,6 @@ std::vector<uint8_t> bytes_of(const Tensor& t) {
   const auto* p = static_cast<const uint8_t*>(c.raw_data());
   return std::vector<uint8_t>(p, p + c.nbytes());
 }
-cuda::ElemType elem_type(DType t) {
-  switch (t) {
-    case DType::Float64: return cuda::ElemType::F64;
-    case DType::Int64: return cuda::ElemType::I64;
-    case DType::BFloat16: return cuda::ElemType::BF16;
-    default: return cuda::ElemType::F32;
-  }
-}
 constexpr DType kAllDtypes[] = {DType::Float32, DType::Float64, DType::Int64, DType::BFloat16};
 
 // The conversion kernel's per-element code against the CPU's to(dtype), bit for bit, for every pair.
@@ -146,7 +139,8 @@ TEST(CudaCopyHost, EmulatedConversionMatchesCpuBitForBit) {
       const Tensor src = conversion_probe(from);
       const Tensor want = src.to(to);
       Tensor got = Tensor::empty(src.shape(), to);
-      cuda::host_emulate_convert(src.numel(), elem_type(from), elem_type(to), src.raw_data(), got.raw_data());
+      cuda::host_emulate_convert(src.numel(), cuda_ops::detail::elem_type_of(from), cuda_ops::detail::elem_type_of(to),
+                                 src.raw_data(), got.raw_data());
       EXPECT_EQ(bytes_of(got), bytes_of(want)) << dtype_name(from) << " -> " << dtype_name(to);
     }
 }
